@@ -1,0 +1,364 @@
+"""``arcpipe build-data`` for ARC: validated tasks -> variants -> splits -> dataset directory.
+
+The split rule (reference §1.2): every demonstration pair of every task is a training example,
+the target tasks' included; the test pairs of the other tasks are training examples too; the
+target tasks' test inputs form the test split. ``val_tasks`` moves the test pairs of that many
+non-target tasks into a validation split. One puzzle id per task variant (reference §1.5), shared
+by its train and test examples. Training examples get a random translation fixed at build time,
+one example per variant left at the origin (reference §1.4); test and validation examples never.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from arcpipe import __version__
+from arcpipe.arc.augment import transposes
+from arcpipe.arc.encode import COLOUR_OFFSET, DEFAULT_CANVAS, EOS, PAD, VOCAB_SIZE
+from arcpipe.arc.tasks import Task, load_source, merge_sources, source_digest
+from arcpipe.arc.variants import draw_variants, task_seed
+from arcpipe.data.dataset import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST,
+    TASKS_FILE,
+    Dataset,
+    TaskInfo,
+)
+from arcpipe.data.reference_layout import write_reference_layout
+from arcpipe.errors import ArcpipeError
+from arcpipe.fsutil import atomic_directory, write_json_atomic
+from arcpipe.progress import Progress
+
+_VARIANT_STREAM, _TRANSLATION_STREAM, _VALIDATION_STREAM = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Options of an ARC build; all of them are recorded in the manifest."""
+
+    num_aug: int = 1000  # augmented variants per task besides the original (reference: 1000)
+    seed: int = 42  # the reference builder's seed
+    canvas: int = DEFAULT_CANVAS  # board side; grids larger than this are rejected
+    val_tasks: int = 0  # non-target tasks whose test pairs form a validation split
+    tasks: tuple[str, ...] | None = None  # restrict the build to these task ids
+    translate: bool = True  # random translation of training examples (reference: on)
+    materialize: bool = False  # also write the reference's layout (inputs/labels per split)
+
+    def __post_init__(self) -> None:
+        if self.num_aug < 0:
+            raise ArcpipeError(f"--num-aug must be >= 0, got {self.num_aug}")
+        if not 1 <= self.canvas <= 30:
+            raise ArcpipeError(f"--canvas must be 1-30, got {self.canvas}")
+        if self.val_tasks < 0:
+            raise ArcpipeError(f"--val-tasks must be >= 0, got {self.val_tasks}")
+
+
+@dataclass
+class BuildSummary:
+    """What a build produced, for the closing table."""
+
+    path: Path
+    counts: dict[str, int]
+    short_tasks: dict[str, int] = field(default_factory=dict)  # task id -> variants, below N + 1
+    skipped_test_pairs: int = 0  # test pairs of training tasks without a known output
+    bytes_on_disk: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _RoledTask:
+    task: Task
+    role: str  # "train", "target" or "val"
+    source: int
+
+
+# ----------------------------------------------------------------------------- tasks and roles
+
+
+def gather_tasks(
+    train_sources: Sequence[str | Path], eval_source: str | Path, options: BuildOptions
+) -> list[_RoledTask]:
+    """Load and validate all sources; give each task its role, in build order."""
+    loaded = [load_source(s, options.canvas) for s in train_sources]
+    targets = load_source(eval_source, options.canvas)
+    merged = merge_sources([*loaded, targets])
+    source_of = {}
+    for index, tasks in enumerate([*loaded, targets]):
+        for task in tasks:
+            source_of.setdefault(task.id, index)
+    target_ids = {t.id for t in targets}
+    if options.tasks is not None:
+        known = {t.id for t in merged}
+        unknown = [t for t in options.tasks if t not in known]
+        if unknown:
+            raise ArcpipeError(f"--tasks names unknown task id {unknown[0]!r}")
+        wanted = set(options.tasks)
+        merged = [t for t in merged if t.id in wanted]
+    roled = [
+        _RoledTask(t, "target" if t.id in target_ids else "train", source_of[t.id]) for t in merged
+    ]
+    return _assign_validation(roled, options)
+
+
+def _assign_validation(tasks: list[_RoledTask], options: BuildOptions) -> list[_RoledTask]:
+    if options.val_tasks == 0:
+        return tasks
+    eligible = [
+        i
+        for i, t in enumerate(tasks)
+        if t.role == "train" and all(p.output is not None for p in t.task.test)
+    ]
+    if options.val_tasks > len(eligible):
+        raise ArcpipeError(
+            f"--val-tasks {options.val_tasks} but only {len(eligible)} training tasks have "
+            "known test outputs"
+        )
+    rng = np.random.default_rng([options.seed, _VALIDATION_STREAM])
+    chosen = set(rng.choice(eligible, size=options.val_tasks, replace=False).tolist())
+    return [_RoledTask(t.task, "val", t.source) if i in chosen else t for i, t in enumerate(tasks)]
+
+
+# ----------------------------------------------------------------------------- grid store
+
+
+def pack_grids(tasks: Sequence[Task]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Store every grid once, flattened back to back.
+
+    Returns:
+        cells uint8 [C], grids int64 [G, 3] (first cell, h, w), pairs int32 [P, 2] (input grid,
+        output grid or -1), first_pair int64 [T + 1] (CSR offsets of each task's pairs).
+    """
+    flat, shapes, pairs, first_pair = [], [], [], [0]
+    for task in tasks:
+        for pair in task.train + task.test:
+            ids = []
+            for grid in (pair.input, pair.output):
+                if grid is None:
+                    ids.append(-1)
+                    continue
+                ids.append(len(shapes))
+                shapes.append(grid.shape)
+                flat.append(grid.reshape(-1))
+            pairs.append(ids)
+        first_pair.append(len(pairs))
+    sizes = np.array([h * w for h, w in shapes], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    grids = np.column_stack([starts, np.array(shapes, dtype=np.int64).reshape(-1, 2)])
+    return (
+        np.concatenate(flat).astype(np.uint8),
+        grids.astype(np.int64),
+        np.array(pairs, dtype=np.int32).reshape(-1, 2),
+        np.array(first_pair, dtype=np.int64),
+    )
+
+
+# ----------------------------------------------------------------------------- examples
+
+
+def _split_pairs(task: _RoledTask, first: int) -> dict[str, list[int]]:
+    """Which of a task's pairs go to which split (global pair ids)."""
+    n_train, n_test = len(task.task.train), len(task.task.test)
+    demos = list(range(first, first + n_train))
+    tests = list(range(first + n_train, first + n_train + n_test))
+    if task.role == "target":
+        return {"train": demos, "test": tests}
+    if task.role == "val":
+        return {"train": demos, "val": tests}
+    known = [p for p, pair in zip(tests, task.task.test) if pair.output is not None]
+    return {"train": demos + known}
+
+
+def translation_offsets(
+    grids: np.ndarray,
+    pairs: np.ndarray,
+    pair_ids: np.ndarray,
+    dihedrals: np.ndarray,
+    canvas: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Random offsets for each (variant, pair), one pair per variant left at the origin.
+
+    Input and output share the offset; its range keeps the larger of the two on the canvas.
+
+    Returns:
+        uint8 [V, P, 2] (row, column) offsets.
+    """
+    heights = np.maximum(grids[pairs[pair_ids, 0], 1], _output_dim(grids, pairs[pair_ids, 1], 1))
+    widths = np.maximum(grids[pairs[pair_ids, 0], 2], _output_dim(grids, pairs[pair_ids, 1], 2))
+    swap = np.array([transposes(int(d)) for d in dihedrals])[:, None]
+    rows = np.where(swap, widths[None], heights[None])  # [V, P] extent after the transform
+    cols = np.where(swap, heights[None], widths[None])
+    offsets = np.stack(
+        [rng.integers(0, canvas - rows + 1), rng.integers(0, canvas - cols + 1)], axis=-1
+    )
+    keep = rng.integers(0, len(pair_ids), size=len(dihedrals))
+    offsets[np.arange(len(dihedrals)), keep] = 0
+    return offsets.astype(np.uint8)
+
+
+def _output_dim(grids: np.ndarray, outputs: np.ndarray, axis: int) -> np.ndarray:
+    return np.where(outputs >= 0, grids[np.maximum(outputs, 0), axis], 0)
+
+
+def _split_records(variant_ids: np.ndarray, pair_ids: list[int], offsets=None) -> np.ndarray:
+    """int32 [V * P, 4] records (variant, pair, row offset, col offset), variant-major."""
+    n_var, n_pair = len(variant_ids), len(pair_ids)
+    records = np.zeros((n_var, n_pair, 4), dtype=np.int32)
+    records[..., 0] = variant_ids[:, None]
+    records[..., 1] = np.asarray(pair_ids, dtype=np.int32)[None]
+    if offsets is not None:
+        records[..., 2:] = offsets
+    return records.reshape(-1, 4)
+
+
+# ----------------------------------------------------------------------------- the build
+
+
+def build_arc_dataset(
+    train_sources: Sequence[str | Path],
+    eval_source: str | Path,
+    out: str | Path,
+    options: BuildOptions = BuildOptions(),
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> BuildSummary:
+    """Validate the sources and write a dataset directory at ``out`` atomically.
+
+    Raises:
+        ArcpipeError: a source is invalid, or ``out`` exists and ``overwrite`` is not set.
+    """
+    start = time.monotonic()
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ArcpipeError("already exists (pass --overwrite to replace it)", file=out)
+    roled = gather_tasks(train_sources, eval_source, options)
+    cells, grids, pairs, first_pair = pack_grids([r.task for r in roled])
+
+    variant_rows, colour_rows, short = [], [], {}
+    records: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    num_variants = 0
+    with Progress("variants", len(roled), quiet=quiet) as progress:
+        for index, item in enumerate(roled):
+            task_pairs = pairs[first_pair[index] : first_pair[index + 1]].astype(np.int64)
+            rng = task_seed(options.seed, item.task.id, _VARIANT_STREAM)
+            dihedrals, colours = draw_variants(cells, grids, task_pairs, options.num_aug, rng)
+            ids = np.arange(num_variants, num_variants + len(dihedrals), dtype=np.int32)
+            num_variants += len(ids)
+            variant_rows.append(np.column_stack([np.full(len(ids), index), dihedrals, ids + 1]))
+            colour_rows.append(colours)
+            if len(ids) < options.num_aug + 1:
+                short[item.task.id] = len(ids)
+            for split, pair_ids in _split_pairs(item, int(first_pair[index])).items():
+                offsets = None
+                if split == "train" and options.translate:
+                    trng = task_seed(options.seed, item.task.id, _TRANSLATION_STREAM)
+                    offsets = translation_offsets(
+                        grids, pairs, np.asarray(pair_ids), dihedrals, options.canvas, trng
+                    )
+                records[split].append(_split_records(ids, pair_ids, offsets))
+            progress.advance(1, item.task.id)
+
+    arrays = {
+        "cells": cells,
+        "grids": grids,
+        "pairs": pairs,
+        "variants": np.concatenate(variant_rows).astype(np.int32),
+        "colours": np.concatenate(colour_rows),
+    }
+    splits = {s: np.concatenate(r) for s, r in records.items() if r}
+    task_table = _task_table(roled, first_pair, variant_rows)
+    counts = {
+        "tasks": len(roled),
+        "variants": num_variants,
+        "puzzle_identifiers": num_variants + 1,
+        **{f"{s}_examples": len(a) for s, a in splits.items()},
+    }
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        digests = {f"{n}.npy": _save(tmp / f"{n}.npy", a) for n, a in {**arrays, **splits}.items()}
+        write_json_atomic(tmp / TASKS_FILE, task_table)
+        digests[TASKS_FILE] = _digest(tmp / TASKS_FILE)
+        manifest = _manifest(train_sources, eval_source, options, counts, splits, digests)
+        if options.materialize:
+            tasks = [TaskInfo(**t) for t in task_table]
+            dataset = Dataset(tmp, manifest, tasks, arrays, splits)
+            write_reference_layout(dataset, tmp, quiet=quiet)
+        write_json_atomic(tmp / MANIFEST, manifest)
+    return BuildSummary(
+        path=out,
+        counts=counts,
+        short_tasks=short,
+        skipped_test_pairs=sum(
+            p.output is None for r in roled if r.role == "train" for p in r.task.test
+        ),
+        bytes_on_disk=sum(f.stat().st_size for f in out.rglob("*") if f.is_file()),
+        seconds=time.monotonic() - start,
+    )
+
+
+def _task_table(
+    roled: Sequence[_RoledTask], first_pair: np.ndarray, variant_rows: list[np.ndarray]
+) -> list[dict]:
+    starts = np.concatenate([[0], np.cumsum([len(v) for v in variant_rows])])
+    return [
+        {
+            "id": r.task.id,
+            "role": r.role,
+            "source": r.source,
+            "first_pair": int(first_pair[i]),
+            "num_train": len(r.task.train),
+            "num_test": len(r.task.test),
+            "first_variant": int(starts[i]),
+            "num_variants": len(variant_rows[i]),
+        }
+        for i, r in enumerate(roled)
+    ]
+
+
+def _save(path: Path, array: np.ndarray) -> str:
+    np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+    return _digest(path)
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _manifest(
+    train_sources: Sequence[str | Path],
+    eval_source: str | Path,
+    options: BuildOptions,
+    counts: dict[str, int],
+    splits: dict[str, np.ndarray],
+    digests: dict[str, str],
+) -> dict:
+    sources = [
+        {"path": str(s), "role": "train", "sha256": source_digest(s)} for s in train_sources
+    ] + [{"path": str(eval_source), "role": "eval", "sha256": source_digest(eval_source)}]
+    opts = asdict(options)
+    opts["tasks"] = None if options.tasks is None else list(options.tasks)
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "arcpipe_version": __version__,
+        "kind": "arc",
+        "seed": options.seed,
+        "options": opts,
+        "sources": sources,
+        "vocab": {"size": VOCAB_SIZE, "pad": PAD, "eos": EOS, "colour_offset": COLOUR_OFFSET},
+        "canvas": options.canvas,
+        "seq_len": options.canvas * options.canvas,
+        "counts": counts,
+        "splits": {s: len(a) for s, a in splits.items()},
+        "files": digests,
+    }

@@ -1,0 +1,181 @@
+"""The ``arcpipe`` command line: parse options, call one library function, print the result.
+
+A user mistake (:class:`~arcpipe.errors.ArcpipeError`) is printed as one ``error:`` line and
+exits with status 2; nothing else is printed for it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from arcpipe import __version__
+from arcpipe.errors import ArcpipeError
+
+stdout = Console(highlight=False)
+
+
+class _Group(click.Group):
+    """A click group that turns ArcpipeError into one line and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ArcpipeError as err:
+            click.echo(f"error: {err}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="arcpipe")
+def main() -> None:
+    """TRM for ARC-AGI: build datasets, train, predict, score."""
+
+
+# ----------------------------------------------------------------------------- build-data
+
+
+@main.command("build-data")
+@click.option(
+    "--train",
+    "train_sources",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Training SOURCE: a folder of task JSON files or a Kaggle *_challenges.json (repeatable).",
+)
+@click.option(
+    "--eval",
+    "eval_source",
+    type=click.Path(path_type=Path),
+    help="Target SOURCE: the tasks whose test inputs are to be answered.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["arc-agi-1", "arc-agi-2"]),
+    help="The reference's source set (needs --data-root).",
+)
+@click.option(
+    "--data-root",
+    type=click.Path(path_type=Path),
+    help="Folder holding arc-agi-1/, arc-agi-2/, conceptarc/ (for --preset).",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Dataset directory.")
+@click.option(
+    "--num-aug",
+    default=1000,
+    show_default=True,
+    help="Augmented variants per task besides the original.",
+)
+@click.option("--seed", default=42, show_default=True)
+@click.option("--canvas", default=30, show_default=True, help="Board side (max grid size).")
+@click.option(
+    "--val-tasks",
+    default=0,
+    show_default=True,
+    help="Hold out the test pairs of K training tasks as a validation split.",
+)
+@click.option("--tasks", "task_ids", help="Comma-separated task ids to restrict the build to.")
+@click.option("--no-translate", is_flag=True, help="Keep training examples at the origin.")
+@click.option("--materialize", is_flag=True, help="Also write the reference's array layout.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def build_data(
+    train_sources: tuple[Path, ...],
+    eval_source: Path | None,
+    preset: str | None,
+    data_root: Path | None,
+    out: Path,
+    num_aug: int,
+    seed: int,
+    canvas: int,
+    val_tasks: int,
+    task_ids: str | None,
+    no_translate: bool,
+    materialize: bool,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Validate ARC tasks and write an augmented dataset directory."""
+    from arcpipe.arc.build import BuildOptions, build_arc_dataset
+    from arcpipe.arc.presets import resolve_preset
+
+    if preset is not None:
+        if data_root is None:
+            raise ArcpipeError("--preset needs --data-root")
+        if train_sources or eval_source:
+            raise ArcpipeError("--preset replaces --train/--eval; give one or the other")
+        sources = resolve_preset(preset, data_root)
+        train_sources, eval_source = sources.train, sources.eval
+    if eval_source is None:
+        raise ArcpipeError("--eval SOURCE is required (or --preset with --data-root)")
+    options = BuildOptions(
+        num_aug=num_aug,
+        seed=seed,
+        canvas=canvas,
+        val_tasks=val_tasks,
+        tasks=None if task_ids is None else tuple(t.strip() for t in task_ids.split(",") if t),
+        translate=not no_translate,
+        materialize=materialize,
+    )
+    summary = build_arc_dataset(
+        train_sources, eval_source, out, options, overwrite=overwrite, quiet=quiet
+    )
+    print_build_summary(summary, options.num_aug)
+
+
+def print_build_summary(summary, num_aug: int) -> None:
+    """The closing table of a build."""
+    table = Table(title=f"dataset {summary.path}", show_header=False)
+    counts = summary.counts
+    for key in (
+        "tasks",
+        "variants",
+        "puzzle_identifiers",
+        "train_examples",
+        "val_examples",
+        "test_examples",
+    ):
+        if key in counts:
+            table.add_row(key.replace("_", " "), f"{counts[key]:,}")
+    short = summary.short_tasks
+    listed = ", ".join(f"{t} ({n})" for t, n in sorted(short.items())[:8])
+    more = f", ... {len(short) - 8} more" if len(short) > 8 else ""
+    table.add_row(
+        f"tasks below {num_aug + 1} variants",
+        f"{len(short)}" + (f": {listed}{more}" if short else ""),
+    )
+    if summary.skipped_test_pairs:
+        table.add_row("test pairs without output (not trained on)", str(summary.skipped_test_pairs))
+    table.add_row("bytes on disk", f"{summary.bytes_on_disk:,}")
+    table.add_row("seconds", f"{summary.seconds:.1f}")
+    stdout.print(table)
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option(
+    "--out",
+    default=Path("arcpipe-demo"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder for everything the demo writes.",
+)
+@click.option("--quiet", is_flag=True)
+def demo(out: Path, quiet: bool) -> None:
+    """Run the whole flow on the project's sample tasks (data/sample)."""
+    from arcpipe.demo import run_demo
+
+    run_demo(out, quiet=quiet, print_summary=print_build_summary)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

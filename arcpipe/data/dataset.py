@@ -1,0 +1,199 @@
+"""The dataset directory: a compact, memory-mappable record of every augmented example.
+
+Instead of materialising every view (the reference writes ~7 GB for ARC-AGI-1), a dataset stores
+the original grids once plus one small record per puzzle variant and per example; views are
+encoded on the fly (:meth:`Dataset.encode`), bit-identically on every call.
+
+Files (all arrays are ``.npy``, opened with ``mmap_mode="r"``)::
+
+    manifest.json        written last; format version, options, sources, vocabulary, counts, digests
+    tasks.json           per task: id, source, role, first pair, #train/#test pairs, variants
+    cells.npy            uint8 [total_cells]   every original grid, flattened back to back
+    grids.npy            int64 [G, 3]          (first cell, height, width) of each grid
+    pairs.npy            int32 [P, 2]          (input grid, output grid or -1 when unknown)
+    variants.npy         int32 [V, 3]          (task, dihedral id, puzzle id)
+    colours.npy          uint8 [V, 10]         each variant's colour map (colours[0] == 0)
+    <split>.npy          int32 [N, 4]          (variant, pair, row offset, column offset), sorted
+                                               by variant; splits: train, test and optionally val
+
+Puzzle id 0 is the blank (padding) id; variant ``v`` of the build has puzzle id ``v + 1``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from arcpipe.arc.augment import Transform
+from arcpipe.arc.encode import encode_examples
+from arcpipe.errors import ArcpipeError
+
+FORMAT_NAME = "arcpipe-dataset"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TASKS_FILE = "tasks.json"
+ARRAYS = ("cells", "grids", "pairs", "variants", "colours")
+SPLITS = ("train", "val", "test")
+BLANK_PUZZLE_ID = 0
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What the dataset records about one task."""
+
+    id: str
+    role: str  # "train" (trained on, test pairs included), "target" or "val"
+    source: int  # index into the manifest's sources
+    first_pair: int
+    num_train: int
+    num_test: int
+    first_variant: int
+    num_variants: int
+
+
+@dataclass(frozen=True)
+class View:
+    """One example of a split as the model sees it, and how to map its answer back."""
+
+    task_id: str
+    pair_index: int  # index among the task's test pairs for test/val splits, train pairs otherwise
+    puzzle_id: int
+    transform: Transform
+
+
+class Dataset:
+    """Read-only access to a dataset: its manifest, task table, grid store and split records.
+
+    Open a directory with :meth:`open`; the builder also wraps arrays it holds in memory.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict,
+        tasks: list[TaskInfo],
+        arrays: dict[str, np.ndarray],
+        splits: dict[str, np.ndarray],
+        fingerprint: str = "",
+    ) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.tasks = tasks
+        self.arrays = arrays
+        self.splits = splits
+        self.fingerprint = fingerprint  # sha256 of manifest.json, which holds every file's digest
+
+    @classmethod
+    def open(cls, path: str | Path) -> Dataset:
+        """Open a dataset directory, memory-mapping its arrays.
+
+        Raises:
+            ArcpipeError: the directory is not a complete dataset of this format version.
+        """
+        path = Path(path)
+        manifest_path = path / MANIFEST
+        if not manifest_path.is_file():
+            raise ArcpipeError(
+                "not a dataset directory (no manifest.json; an interrupted build leaves none)",
+                file=path,
+            )
+        raw = manifest_path.read_bytes()
+        manifest = orjson.loads(raw)
+        if manifest.get("format") != FORMAT_NAME:
+            raise ArcpipeError("not an arcpipe dataset manifest", file=manifest_path)
+        version = manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ArcpipeError(
+                f"dataset format version {version}, this arcpipe reads version {FORMAT_VERSION}; "
+                "rebuild it with this arcpipe's build-data",
+                file=manifest_path,
+            )
+        tasks = [TaskInfo(**t) for t in orjson.loads((path / TASKS_FILE).read_bytes())]
+
+        def load(name: str) -> np.ndarray:
+            return np.load(path / f"{name}.npy", mmap_mode="r")
+
+        arrays = {name: load(name) for name in ARRAYS}
+        splits = {s: load(s) for s in SPLITS if s in manifest["splits"]}
+        return cls(path, manifest, tasks, arrays, splits, hashlib.sha256(raw).hexdigest())
+
+    @property
+    def canvas(self) -> int:
+        return int(self.manifest["canvas"])
+
+    @property
+    def seq_len(self) -> int:
+        return self.canvas * self.canvas
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.manifest["vocab"]["size"])
+
+    @property
+    def num_puzzle_identifiers(self) -> int:
+        """Rows of the puzzle-embedding table, the blank id 0 included."""
+        return int(self.manifest["counts"]["puzzle_identifiers"])
+
+    def examples(self, split: str) -> np.ndarray:
+        """int32 [N, 4] example records of ``split``: (variant, pair, row offset, col offset)."""
+        if split not in self.splits:
+            raise ArcpipeError(f"has no '{split}' split", file=self.path)
+        return self.splits[split]
+
+    def encode(self, split: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Encode examples ``rows`` of ``split``.
+
+        Returns:
+            inputs uint8 [B, seq_len], labels uint8 [B, seq_len] (PAD where unsupervised),
+            puzzle_ids int32 [B].
+        """
+        records = np.asarray(self.examples(split)[np.asarray(rows)])
+        return self.encode_records(records)
+
+    def encode_records(self, records: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Encode example records (int32 [B, 4]) directly; see :meth:`encode`."""
+        variants = np.asarray(self.arrays["variants"][records[:, 0]])
+        colours = np.asarray(self.arrays["colours"][records[:, 0]])
+        n = len(records)
+        inputs = np.empty((n, self.seq_len), dtype=np.uint8)
+        labels = np.empty((n, self.seq_len), dtype=np.uint8)
+        encode_examples(
+            self.arrays["cells"],
+            self.arrays["grids"],
+            self.arrays["pairs"],
+            variants[:, 1],
+            colours,
+            records[:, 1],
+            records[:, 2:4],
+            self.canvas,
+            inputs,
+            labels,
+        )
+        return inputs, labels, variants[:, 2].astype(np.int32)
+
+    def view(self, split: str, row: int) -> View:
+        """The task, pair index, puzzle id and transform of example ``row`` of ``split``."""
+        variant, pair = (int(x) for x in self.examples(split)[row, :2])
+        task_index, d, puzzle_id = (int(x) for x in self.arrays["variants"][variant])
+        task = self.tasks[task_index]
+        index = pair - task.first_pair
+        if split != "train":
+            index -= task.num_train
+        transform = Transform(d, np.array(self.arrays["colours"][variant]))
+        return View(task.id, index, puzzle_id, transform)
+
+    def grid(self, index: int) -> np.ndarray:
+        """Original grid ``index`` as uint8 [h, w]."""
+        start, h, w = (int(x) for x in self.arrays["grids"][index])
+        return np.array(self.arrays["cells"][start : start + h * w]).reshape(h, w)
+
+    def task_pairs(self, task: TaskInfo) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """All pairs of a task (train pairs, then test pairs), as original grids."""
+        pairs = self.arrays["pairs"][
+            task.first_pair : task.first_pair + task.num_train + task.num_test
+        ]
+        return [(self.grid(i), None if o < 0 else self.grid(o)) for i, o in pairs]

@@ -1,0 +1,37 @@
+"""Helpers shared by the tests: locating the real data, writing small task files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path | None:
+    """``$ARCPIPE_SHARED_DATA``, else ``../shared/data`` beside the repository, if present."""
+    env = os.environ.get("ARCPIPE_SHARED_DATA")
+    root = Path(env) if env else REPO.parent / "shared" / "data"
+    return root if root.is_dir() else None
+
+
+def write_task(folder: Path, task_id: str, task: object) -> Path:
+    """Write one task JSON file (any object, valid or not) and return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{task_id}.json"
+    path.write_bytes(orjson.dumps(task))
+    return path
+
+
+def simple_task(seed: int = 0, n_train: int = 2, n_test: int = 1, size: int = 3) -> dict:
+    """A small valid task: outputs are the inputs flipped left-right."""
+    rng = np.random.default_rng(seed)
+
+    def pair() -> dict:
+        grid = rng.integers(0, 4, size=(size, size + 1))
+        return {"input": grid.tolist(), "output": grid[:, ::-1].tolist()}
+
+    return {"train": [pair() for _ in range(n_train)], "test": [pair() for _ in range(n_test)]}
