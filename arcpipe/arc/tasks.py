@@ -41,11 +41,24 @@ class Task:
     test: tuple[Pair, ...]
     file: str
 
-    def same_content(self, other: Task) -> bool:
-        """True when both tasks hold the same pairs in the same order."""
-        return _pairs_key(self.train) == _pairs_key(other.train) and _pairs_key(
-            self.test
-        ) == _pairs_key(other.test)
+    def merged_with(self, other: Task) -> Task | None:
+        """This task with the test outputs ``other`` knows filled in; None if they disagree.
+
+        Two copies agree when their train pairs and test inputs are equal and every test output
+        known to both is equal (a Kaggle test challenge without solutions agrees with the same
+        task from a file that has them).
+        """
+        if _pairs_key(self.train) != _pairs_key(other.train) or len(self.test) != len(other.test):
+            return None
+        test = []
+        for mine, theirs in zip(self.test, other.test):
+            if not _same_grid(mine.input, theirs.input):
+                return None
+            if mine.output is not None and theirs.output is not None:
+                if not _same_grid(mine.output, theirs.output):
+                    return None
+            test.append(mine if mine.output is not None else theirs)
+        return Task(self.id, self.train, tuple(test), self.file)
 
     def colours(self) -> np.ndarray:
         """Sorted non-zero colours used anywhere in the task (inputs and known outputs)."""
@@ -56,6 +69,10 @@ class Task:
                     used[np.unique(grid)] = True
         used[0] = False
         return np.flatnonzero(used).astype(np.uint8)
+
+
+def _same_grid(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool((a == b).all())
 
 
 def _pairs_key(pairs: Sequence[Pair]) -> list[tuple]:
@@ -269,19 +286,22 @@ def _attach_solutions(tasks: list[Task], path: Path, max_size: int) -> list[Task
 
 
 def merge_sources(groups: Iterable[Sequence[Task]]) -> list[Task]:
-    """Concatenate task lists, dropping exact repeats and rejecting conflicting ids."""
+    """Concatenate task lists in order; repeats of an id merge, conflicting content is an error."""
     merged: dict[str, Task] = {}
     for tasks in groups:
         for task in tasks:
             first = merged.get(task.id)
             if first is None:
                 merged[task.id] = task
-            elif not first.same_content(task):
+                continue
+            combined = first.merged_with(task)
+            if combined is None:
                 raise ArcpipeError(
                     f"task id also in {first.file} with different content",
                     file=task.file,
                     task=task.id,
                 )
+            merged[task.id] = combined
     return list(merged.values())
 
 

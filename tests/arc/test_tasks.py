@@ -235,3 +235,32 @@ def test_real_cli_prints_no_traceback(tmp_path: Path) -> None:
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert "task bad train[0].input: ragged grid" in proc.stderr
     assert not out.exists()
+
+
+def test_kaggle_test_challenges_merge_with_the_solved_training_copy(tmp_path: Path) -> None:
+    tasks, solutions = kaggle_tasks()
+    solved = load_source(write_kaggle(tmp_path / "a", "arc-agi_training", tasks, solutions))
+    unsolved = load_source(write_kaggle(tmp_path / "b", "arc-agi_test", tasks, None))
+    merged = merge_sources([solved, unsolved])
+    assert all(p.output is not None for t in merged for p in t.test)
+    merged = merge_sources([unsolved, solved])  # order does not matter
+    assert all(p.output is not None for t in merged for p in t.test)
+    tasks["k1"]["test"][0]["input"] = [[9]]
+    changed = load_source(write_kaggle(tmp_path / "c", "arc-agi_test", tasks, None))
+    with pytest.raises(ArcpipeError, match="different content"):
+        merge_sources([solved, changed])
+
+
+def test_kaggle_stand_in_builds_with_test_challenges_as_target(shared_data, tmp_path) -> None:
+    kaggle = shared_data / "kaggle" / "arc-prize-2025"
+    result, out = run_build(
+        tmp_path,
+        kaggle / "arc-agi_training_challenges.json",
+        kaggle / "arc-agi_test_challenges.json",
+    )
+    assert result.exit_code == 0, result.output
+    from arcpipe.data.dataset import Dataset
+
+    ds = Dataset.open(out)
+    assert sum(t.role == "target" for t in ds.tasks) == 240
+    assert ds.manifest["counts"]["test_examples"] == 3 * 259  # 259 test inputs, 3 variants each
