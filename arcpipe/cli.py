@@ -158,6 +158,89 @@ def print_build_summary(summary, num_aug: int) -> None:
     stdout.print(table)
 
 
+# ----------------------------------------------------------------------------- train
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'90s', '10m', '1.5h', '2d' or plain seconds -> seconds."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1] in units else (text, "s")
+    try:
+        return float(number) * units[unit]
+    except ValueError:
+        raise ArcpipeError(f"not a duration: {text!r} (e.g. 90s, 10m, 1.5h)") from None
+
+
+@main.command()
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Dataset directory.")
+@click.option(
+    "--config",
+    "config_name",
+    default="tiny",
+    show_default=True,
+    help="A shipped recipe name or a TOML file.",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value, e.g. --set train.lr=3e-4 (repeatable).",
+)
+@click.option(
+    "--resume",
+    type=click.Choice(["auto", "never"]),
+    default="never",
+    show_default=True,
+    help="auto: continue the run in --out from its last checkpoint if there is one.",
+)
+@click.option(
+    "--init-from",
+    type=click.Path(path_type=Path),
+    help="Post-train from a checkpoint or export: weights loaded, fresh puzzle table.",
+)
+@click.option("--max-time", help="Stop cleanly (with a checkpoint) after this long, e.g. 10m.")
+@click.option("--max-steps", type=int, help="Stop cleanly at this optimizer step.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
+@click.option("--quiet", is_flag=True)
+def train(
+    data: Path,
+    config_name: str,
+    out: Path,
+    overrides: tuple[str, ...],
+    resume: str,
+    init_from: Path | None,
+    max_time: str | None,
+    max_steps: int | None,
+    device: str,
+    quiet: bool,
+) -> None:
+    """Train TRM on a dataset directory (torchrun for many GPUs)."""
+    from arcpipe.config import load_config
+    from arcpipe.train.loop import RunOptions
+    from arcpipe.train.loop import train as run_training
+
+    options = RunOptions(
+        data=data,
+        config=load_config(config_name, overrides),
+        out=out,
+        resume=resume == "auto",
+        init_from=init_from,
+        max_time=parse_duration(max_time),
+        max_steps=max_steps,
+        device=device,
+        quiet=quiet,
+    )
+    result = run_training(options)
+    stdout.print(f"stopped at step {result.step} ({result.reason}); checkpoint {result.checkpoint}")
+    if result.last_eval:
+        shown = {k: v for k, v in result.last_eval.items() if k.startswith(("pass@", "exact"))}
+        stdout.print("evaluation: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()))
+
+
 # ----------------------------------------------------------------------------- demo
 
 

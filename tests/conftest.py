@@ -34,3 +34,19 @@ def tiny_sources(tmp_path: Path) -> tuple[Path, Path]:
     write_task(train, "bbb", simple_task(2, n_train=3, n_test=2, size=4))
     write_task(target, "ccc", simple_task(3, n_train=2, n_test=2, size=2))
     return train, target
+
+
+@pytest.fixture(scope="session")
+def sample_dataset(tmp_path_factory) -> Path:
+    """The project's sample tasks (four of them) as a small dataset on a 10x10 canvas."""
+    from helpers import REPO
+
+    from arcpipe.arc.build import BuildOptions, build_arc_dataset
+
+    out = tmp_path_factory.mktemp("sample") / "data"
+    options = BuildOptions(
+        num_aug=3, canvas=10, tasks=("flip_ud", "transpose", "flip_lr", "colour_swap")
+    )
+    sample = REPO / "data" / "sample"
+    build_arc_dataset([sample / "training"], sample / "evaluation", out, options, quiet=True)
+    return out

@@ -54,9 +54,9 @@ class Task:
         for mine, theirs in zip(self.test, other.test):
             if not _same_grid(mine.input, theirs.input):
                 return None
-            if mine.output is not None and theirs.output is not None:
-                if not _same_grid(mine.output, theirs.output):
-                    return None
+            both_known = mine.output is not None and theirs.output is not None
+            if both_known and not _same_grid(mine.output, theirs.output):
+                return None
             test.append(mine if mine.output is not None else theirs)
         return Task(self.id, self.train, tuple(test), self.file)
 

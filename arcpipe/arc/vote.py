@@ -1,0 +1,136 @@
+"""Voting: rank the distinct answers of each test input over all its views (reference §6).
+
+A pure function of a :class:`~arcpipe.arc.candidates.Candidates` file. Identical grids are
+grouped per (task, test input); groups are ranked by the chosen rule:
+
+``count`` (the reference)
+    number of views that produced the grid, ties broken by their mean sigmoid(q_halt), then by
+    first appearance (lowest view row), which is deterministic.
+``q_weighted``
+    the sum of sigmoid(q_halt) over the producing views, then first appearance.
+``consistency``
+    the mean log-probability of the grid's cells over the views that produced it, then count,
+    then first appearance (an augmentation-consistency score).
+
+Everything is vectorised with one sort, so 386k candidates vote in well under a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from arcpipe.arc.candidates import Candidates, grid_hashes
+
+RULES = ("count", "q_weighted", "consistency")
+
+
+@dataclass
+class Votes:
+    """Distinct answers per (task, test): arrays over groups, sorted by (task, test, rank)."""
+
+    candidates: Candidates
+    task: np.ndarray  # int32 [G]
+    test: np.ndarray  # int32 [G]
+    representative: np.ndarray  # int64 [G] a candidate holding the group's grid
+    count: np.ndarray  # int64 [G] views that produced it
+    mean_q: np.ndarray  # float64 [G]
+    mean_logprob: np.ndarray  # float64 [G]
+    rank: np.ndarray  # int64 [G] 0 = best within its (task, test)
+
+    def __post_init__(self) -> None:
+        self._keys = self.task.astype(np.int64) * _STRIDE + self.test  # sorted
+
+    def top(self, task: int, test: int, k: int) -> list[int]:
+        """Group indices of the best ``k`` answers of one test input (fewer if fewer exist)."""
+        key = task * _STRIDE + test
+        lo, hi = np.searchsorted(self._keys, [key, key + 1])
+        return list(range(lo, min(hi, lo + k)))
+
+    def grid(self, group: int) -> np.ndarray:
+        return self.candidates.grid(int(self.representative[group]))
+
+
+_STRIDE = 1 << 20  # test indices per task, for a single sortable key
+
+
+def vote(candidates: Candidates, rule: str = "count") -> Votes:
+    """Group identical grids per test input and rank them by ``rule`` (see the module doc)."""
+    if rule not in RULES:
+        raise ValueError(f"unknown voting rule {rule!r}")
+    c = candidates
+    hashes = grid_hashes(c.shapes, c.starts, c.cells)
+    order = np.lexsort((c.view, hashes[:, 1], hashes[:, 0], c.test, c.task))
+    key = np.stack([c.task[order], c.test[order], hashes[order, 0], hashes[order, 1]], axis=1)
+    new_group = np.ones(len(order), dtype=bool)
+    if len(order):
+        new_group[1:] = (key[1:] != key[:-1]).any(axis=1)
+    starts = np.flatnonzero(new_group)
+    count = np.diff(np.append(starts, len(order)))
+    sum_q = (
+        np.add.reduceat(c.q_halt[order].astype(np.float64), starts) if len(order) else np.zeros(0)
+    )
+    sum_lp = (
+        np.add.reduceat(c.logprob[order].astype(np.float64), starts) if len(order) else np.zeros(0)
+    )
+    first = order[starts]  # lowest view row of each group (the sort's last key)
+    task, test = c.task[first], c.test[first]
+    mean_q, mean_lp = sum_q / np.maximum(count, 1), sum_lp / np.maximum(count, 1)
+    first_view = c.view[first]
+    if rule == "count":
+        keys = (first_view, -mean_q, -count)
+    elif rule == "q_weighted":
+        keys = (first_view, -sum_q)
+    else:
+        keys = (first_view, -count, -mean_lp)
+    ranked = np.lexsort((*keys, test, task))
+    group_key = task[ranked].astype(np.int64) * _STRIDE + test[ranked]
+    boundaries = np.flatnonzero(np.diff(group_key, prepend=-1))
+    rank = np.arange(len(ranked)) - np.repeat(
+        boundaries, np.diff(np.append(boundaries, len(ranked)))
+    )
+    return Votes(
+        c,
+        task[ranked].astype(np.int32),
+        test[ranked].astype(np.int32),
+        first[ranked].astype(np.int64),
+        count[ranked].astype(np.int64),
+        mean_q[ranked],
+        mean_lp[ranked],
+        rank.astype(np.int64),
+    )
+
+
+def pass_at_k(
+    votes: Votes, solutions: dict[str, list[np.ndarray | None]], ks: tuple[int, ...] = (1, 2)
+) -> dict[str, float]:
+    """pass@k with both averages, over the tasks whose every test output is known.
+
+    ``pass@k`` averages per task (correct test inputs / test inputs), then over tasks, as ARC Prize
+    scores; ``pass@k_outputs`` averages over all test outputs, as Kaggle's text reads.
+    """
+    c = votes.candidates
+    per_task = {k: [] for k in ks}
+    per_output = {k: [] for k in ks}
+    for t, task_id in enumerate(c.task_ids):
+        truths = solutions.get(task_id)
+        if truths is None or any(g is None for g in truths):
+            continue
+        for k in ks:
+            hits = [
+                any(_same(votes.grid(g), truth) for g in votes.top(t, i, k))
+                for i, truth in enumerate(truths)
+            ]
+            per_task[k].append(sum(hits) / len(hits))
+            per_output[k].extend(hits)
+    result = {}
+    for k in ks:
+        result[f"pass@{k}"] = float(np.mean(per_task[k])) if per_task[k] else 0.0
+        result[f"pass@{k}_outputs"] = float(np.mean(per_output[k])) if per_output[k] else 0.0
+    result["scored_tasks"] = len(per_task[ks[0]]) if ks else 0
+    return result
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool((a == b).all())

@@ -1,0 +1,228 @@
+"""Typed run configuration: model and training settings, TOML recipes, ``--set key=value``.
+
+A recipe is a TOML file with ``[model]`` and ``[train]`` tables; the named ones ship in
+``arcpipe/configs/`` (``arcpipe train --config arc1``). Unknown keys and wrongly typed values are
+errors, never silently dropped. The resolved config is saved with every run and checkpoint, and
+prediction rebuilds the model from it alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from arcpipe.errors import ArcpipeError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class ModelConfig:
+    """The TRM network and its recursion (reference §4.1; paper symbols in comments)."""
+
+    hidden_size: int = 512  # D
+    num_heads: int = 8
+    expansion: float = 4.0  # SwiGLU width factor
+    num_layers: int = 2  # blocks in the single network f (reference: L_layers)
+    cycles: int = 3  # T: recursion cycles per supervision step (reference: H_cycles)
+    latent_steps: int = 4  # n: latent updates per cycle (reference: L_cycles; the paper's n=6)
+    supervision_steps: int = 16  # N_sup: ACT steps per sample (reference: halt_max_steps)
+    halt_exploration_prob: float = 0.1  # chance a training sample gets a random minimum of steps
+    token_mixer: str = "attention"  # "attention" or "mlp" (the reference's mlp_t)
+    pos_encodings: str = "rope"  # "rope", "learned" or "none"
+    puzzle_emb_dim: int = 512  # puzzle vector size; 0 disables puzzle embeddings
+    puzzle_emb_len: int = 16  # prefix positions; the puzzle vector fills the first ones
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+
+    def __post_init__(self) -> None:
+        _check_choice("model.token_mixer", self.token_mixer, ("attention", "mlp"))
+        _check_choice("model.pos_encodings", self.pos_encodings, ("rope", "learned", "none"))
+        if self.hidden_size % self.num_heads:
+            raise ArcpipeError(
+                f"model.hidden_size ({self.hidden_size}) must be a multiple of model.num_heads "
+                f"({self.num_heads})"
+            )
+        if self.puzzle_emb_dim > self.puzzle_emb_len * self.hidden_size:
+            raise ArcpipeError(
+                "model.puzzle_emb_dim must fit in model.puzzle_emb_len x model.hidden_size"
+            )
+        for name in ("cycles", "latent_steps", "supervision_steps", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ArcpipeError(f"model.{name} must be >= 1")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, schedule, evaluation and checkpointing (reference §5)."""
+
+    global_batch_size: int = 768  # examples per optimizer step, over all ranks
+    epochs: int = 100_000  # reference: total steps = epochs x groups x mean examples / batch
+    lr: float = 1e-4
+    lr_warmup_steps: int = 2000
+    lr_schedule: str = "constant"  # "constant" after warmup (reference) or "cosine"
+    lr_min_ratio: float = 1.0  # cosine floor as a fraction of lr
+    optimizer: str = "adam_atan2"  # "adam_atan2" (reference) or "adamw"
+    beta1: float = 0.9
+    beta2: float = 0.95
+    weight_decay: float = 0.1
+    adamw_eps: float = 1e-8  # AdamW only; AdamATan2 has no epsilon
+    puzzle_emb_lr: float = 1e-2
+    puzzle_emb_weight_decay: float = 0.1
+    ema: bool = True
+    ema_rate: float = 0.999
+    loss: str = "stablemax"  # "stablemax" (reference) or "softmax" cross-entropy
+    q_loss_weight: float = 0.5  # weight of the halting BCE
+    seed: int = 0
+    dtype: str = "auto"  # "auto": bfloat16 autocast on GPUs that support it, else float32
+    compile: bool = False  # torch.compile the network
+    log_interval: int = 10  # steps between progress lines / metrics records
+    eval_interval: int = 0  # steps between evaluations; 0: only at the end
+    eval_split: str = "auto"  # "val", "test" or "auto" (val if present, else test if labelled)
+    eval_views: int = 0  # views per test input at evaluation; 0: all
+    eval_batch_size: int = 0  # 0: the training batch size
+    best_metric: str = "pass@2"  # metric that selects the best/ checkpoint
+    checkpoint_interval: int = 0  # steps between checkpoints; 0: at evaluations and the end
+    keep_checkpoints: int = 2  # step-N checkpoints kept besides best/ and last/
+
+    def __post_init__(self) -> None:
+        _check_choice("train.lr_schedule", self.lr_schedule, ("constant", "cosine"))
+        _check_choice("train.optimizer", self.optimizer, ("adam_atan2", "adamw"))
+        _check_choice("train.loss", self.loss, ("stablemax", "softmax"))
+        _check_choice("train.dtype", self.dtype, ("auto", "float32", "bfloat16"))
+        _check_choice("train.eval_split", self.eval_split, ("auto", "val", "test"))
+        if self.global_batch_size < 1:
+            raise ArcpipeError("train.global_batch_size must be >= 1")
+
+
+@dataclass
+class Config:
+    """A whole run: model and training settings, plus a free-text description."""
+
+    description: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ArcpipeError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def shipped_configs() -> list[str]:
+    """Names of the recipes shipped in the package."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+
+
+def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a shipped recipe by name, or a TOML file by path, then apply ``key=value`` overrides.
+
+    Raises:
+        ArcpipeError: unknown recipe, unreadable TOML, unknown key or wrongly typed value.
+    """
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = CONFIG_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            raise ArcpipeError(
+                f"no config named {name_or_path!r}; shipped: {', '.join(shipped_configs())}"
+            )
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as err:
+        raise ArcpipeError(f"cannot read: {err.strerror or err}", file=path) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ArcpipeError(f"not valid TOML: {err}", file=path) from None
+    for item in overrides:
+        _apply_override(raw, item)
+    try:
+        return config_from_dict(raw)
+    except ArcpipeError as err:
+        raise err.located(file=path) from None
+
+
+def config_from_dict(raw: dict) -> Config:
+    """Build a :class:`Config` from nested dicts, checking every key and type."""
+    unknown = set(raw) - {"description", "model", "train"}
+    if unknown:
+        raise ArcpipeError(f"unknown config section {sorted(unknown)[0]!r}")
+    return Config(
+        description=str(raw.get("description", "")),
+        model=_build(ModelConfig, raw.get("model", {}), "model"),
+        train=_build(TrainConfig, raw.get("train", {}), "train"),
+    )
+
+
+def _build(cls: type, values: dict, section: str):
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    checked = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ArcpipeError(f"unknown key {section}.{key}")
+        checked[key] = _coerce(f"{section}.{key}", value, hints[key])
+    return cls(**checked)
+
+
+def _coerce(name: str, value: object, kind: type) -> object:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is kind:
+        return value
+    raise ArcpipeError(f"{name} must be {kind.__name__}, got {value!r}")
+
+
+def _apply_override(raw: dict, item: str) -> None:
+    """Apply ``section.key=value`` (or an unambiguous bare ``key=value``) to raw TOML data."""
+    key, sep, text = item.partition("=")
+    if not sep:
+        raise ArcpipeError(f"--set expects key=value, got {item!r}")
+    section, _, name = key.strip().rpartition(".")
+    if name == "description" and not section:
+        raw["description"] = text
+        return
+    if not section:
+        owners = [
+            s
+            for s, cls in (("model", ModelConfig), ("train", TrainConfig))
+            if name in {f.name for f in dataclasses.fields(cls)}
+        ]
+        if len(owners) != 1:
+            raise ArcpipeError(f"--set {item!r}: unknown key {name!r} (use model.KEY or train.KEY)")
+        section = owners[0]
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text  # a bare word is a string: --set train.optimizer=adamw
+    raw.setdefault(section, {})[name] = value
+
+
+def save_config(config: Config, path: Path) -> None:
+    """Write the resolved config as TOML (round-trips through :func:`load_config`)."""
+    from arcpipe.fsutil import write_bytes_atomic
+
+    lines = [f"description = {_toml_value(config.description)}"]
+    for section in ("model", "train"):
+        lines.append(f"\n[{section}]")
+        for key, value in dataclasses.asdict(getattr(config, section)).items():
+            lines.append(f"{key} = {_toml_value(value)}")
+    write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)

@@ -1,0 +1,133 @@
+"""Building blocks of the TRM network (reference §4.2): no biases, no norm weights, post-norm.
+
+Shape legend: B batch, L positions (puzzle prefix + board), D hidden size, H heads, K head size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Standard deviation of a unit normal truncated to [-2, 2]: dividing by it makes the truncated
+# draw have exactly the requested standard deviation, as the reference's (JAX-style) init does.
+_TRUNCATED_STD = 0.8796256610342398
+
+
+def trunc_normal_(tensor: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:
+    """Fill ``tensor`` with a normal truncated to two standard deviations, with true std ``std``."""
+    with torch.no_grad():
+        if std == 0:
+            return tensor.zero_()
+        scale = std / _TRUNCATED_STD
+        # Inverse-CDF sampling: uniform over the truncated CDF range, then erfinv.
+        bound = math.erf(2 / math.sqrt(2))
+        tensor.uniform_(-bound, bound, generator=generator)
+        tensor.erfinv_().mul_(math.sqrt(2) * scale)
+        return tensor.clamp_(-2 * scale, 2 * scale)
+
+
+def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMS normalisation over the last axis, without a learned scale, computed in float32."""
+    dtype = x.dtype
+    x = x.float()
+    return (x * torch.rsqrt(x.square().mean(-1, keepdim=True) + eps)).to(dtype)
+
+
+def linear(in_features: int, out_features: int, generator: torch.Generator) -> nn.Linear:
+    """A bias-free linear layer with LeCun truncated-normal init (std 1/sqrt(in))."""
+    layer = nn.Linear(in_features, out_features, bias=False)
+    trunc_normal_(layer.weight, 1 / math.sqrt(in_features), generator)
+    return layer
+
+
+def swiglu_width(dim: int, expansion: float) -> int:
+    """The reference's SwiGLU inner width: 2/3 of ``expansion * dim``, rounded up to 256."""
+    return 256 * math.ceil(round(expansion * dim * 2 / 3) / 256)
+
+
+class SwiGLU(nn.Module):
+    """``down(silu(gate(x)) * up(x))`` over the last axis."""
+
+    def __init__(self, dim: int, expansion: float, generator: torch.Generator) -> None:
+        super().__init__()
+        width = swiglu_width(dim, expansion)
+        self.gate_up = linear(dim, 2 * width, generator)
+        self.down = linear(width, dim, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding tables, rotate-half convention, float32 (reference §4.2)."""
+
+    def __init__(self, head_dim: int, positions: int, theta: float) -> None:
+        super().__init__()
+        inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        freqs = torch.outer(torch.arange(positions, dtype=torch.float32), inv_freq)  # (L, K/2)
+        angles = torch.cat([freqs, freqs], dim=-1)  # (L, K)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Rotate ``x`` of shape (B, L, H, K)."""
+        half = x.shape[-1] // 2
+        xf = x.float()
+        rotated = torch.cat([-xf[..., half:], xf[..., :half]], dim=-1)
+        cos, sin = self.cos[:, None, :], self.sin[:, None, :]  # (L, 1, K)
+        return (xf * cos + rotated * sin).to(x.dtype)
+
+
+class Attention(nn.Module):
+    """Non-causal multi-head self-attention with fused QKV and optional rotary positions."""
+
+    def __init__(self, hidden: int, heads: int, generator: torch.Generator) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = linear(hidden, 3 * hidden, generator)
+        self.out = linear(hidden, hidden, generator)
+
+    def forward(self, h: torch.Tensor, rope: RotaryEmbedding | None) -> torch.Tensor:
+        B, L, D = h.shape
+        qkv = self.qkv(h).view(B, L, 3, self.heads, D // self.heads)
+        q, k, v = qkv.unbind(dim=2)  # each (B, L, H, K)
+        if rope is not None:
+            q, k = rope(q), rope(k)
+        o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        return self.out(o.transpose(1, 2).reshape(B, L, D))  # (B, H, L, K) -> (B, L, D)
+
+
+class Block(nn.Module):
+    """One post-norm block: token mixing (attention, or an MLP across positions), then a SwiGLU.
+
+    The MLP mixer (the reference's ``mlp_t``) transposes to (B, D, L), applies a SwiGLU over the
+    positions and normalises over the positions too, as the reference does.
+    """
+
+    def __init__(
+        self,
+        hidden: int,
+        heads: int,
+        expansion: float,
+        positions: int,
+        token_mlp: bool,
+        eps: float,
+        generator: torch.Generator,
+    ) -> None:
+        super().__init__()
+        self.eps = eps
+        self.token_mlp = SwiGLU(positions, expansion, generator) if token_mlp else None
+        self.attention = None if token_mlp else Attention(hidden, heads, generator)
+        self.mlp = SwiGLU(hidden, expansion, generator)
+
+    def forward(self, h: torch.Tensor, rope: RotaryEmbedding | None) -> torch.Tensor:
+        if self.token_mlp is not None:
+            t = h.transpose(1, 2)  # (B, D, L)
+            h = rms_norm(t + self.token_mlp(t), self.eps).transpose(1, 2)
+        else:
+            h = rms_norm(h + self.attention(h, rope), self.eps)
+        return rms_norm(h + self.mlp(h), self.eps)

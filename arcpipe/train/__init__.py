@@ -1,0 +1,1 @@
+"""Training: ACT carry and losses, optimizers and schedules, EMA, checkpoints, the loop."""

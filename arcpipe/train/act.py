@@ -1,0 +1,124 @@
+"""Deep supervision with adaptive halting: the carry that spans optimizer steps (reference §4.5).
+
+Each training step runs one supervision step on every slot of the batch. A slot keeps its sample
+(and its y, z) until it halts: at ``N_sup`` steps, or earlier when ``q_halt > 0``, except that with
+probability ``halt_exploration_prob`` a sample must first reach a random minimum of 2..N_sup
+steps. Halted slots take the row at the same index of the next batch, with fresh y and z; the
+other rows of that batch are discarded, as in the reference. Evaluation always runs N_sup steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+import torch
+
+from arcpipe.model.trm import TRM, RecursionState, StepOutput
+
+
+@dataclass
+class Batch:
+    """Model inputs and targets for B slots."""
+
+    inputs: torch.Tensor  # (B, S) token ids
+    labels: torch.Tensor  # (B, S) token ids, IGNORE where unsupervised
+    puzzle_ids: torch.Tensor  # (B,)
+
+    def where(self, mask: torch.Tensor, other: Batch) -> Batch:
+        """Rows from ``other`` where ``mask`` (B,) is set, from ``self`` elsewhere."""
+
+        def pick(mine: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
+            return torch.where(mask.view(-1, *[1] * (mine.dim() - 1)), theirs, mine)
+
+        return Batch(
+            pick(self.inputs, other.inputs),
+            pick(self.labels, other.labels),
+            pick(self.puzzle_ids, other.puzzle_ids),
+        )
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(*(getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)))
+
+
+@dataclass
+class Carry:
+    """Per-slot state that persists across training steps (and checkpoints)."""
+
+    answer: torch.Tensor  # y, (B, L, D)
+    latent: torch.Tensor  # z, (B, L, D)
+    steps: torch.Tensor  # (B,) int32 supervision steps taken by the slot's sample
+    halted: torch.Tensor  # (B,) bool: the slot takes a new sample at the next step
+    batch: Batch  # the slot's current sample
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {
+            "answer": self.answer,
+            "latent": self.latent,
+            "steps": self.steps,
+            "halted": self.halted,
+            "inputs": self.batch.inputs,
+            "labels": self.batch.labels,
+            "puzzle_ids": self.batch.puzzle_ids,
+        }
+
+    @staticmethod
+    def from_state_dict(state: dict[str, torch.Tensor], device: torch.device) -> Carry:
+        t = {k: v.to(device) for k, v in state.items()}
+        batch = Batch(t["inputs"], t["labels"], t["puzzle_ids"])
+        return Carry(t["answer"], t["latent"], t["steps"], t["halted"], batch)
+
+
+def initial_carry(model: TRM, batch: Batch) -> Carry:
+    """Every slot halted, so the first step takes the first batch whole."""
+    size = batch.inputs.shape[0]
+    state = model.initial_state(size, batch.inputs.device)
+    steps = torch.zeros(size, dtype=torch.int32, device=batch.inputs.device)
+    halted = torch.ones(size, dtype=torch.bool, device=batch.inputs.device)
+    return Carry(state.answer, state.latent, steps, halted, batch)
+
+
+@dataclass
+class Exploration:
+    """Per-slot draws of the exploration rule for one step, (B,) each."""
+
+    explore: torch.Tensor  # bool: this slot gets a random minimum step count
+    min_steps: torch.Tensor  # int in 2..N_sup
+
+
+def draw_exploration(
+    generator: torch.Generator, global_batch: int, max_steps: int, prob: float
+) -> Exploration:
+    """Draw for the whole global batch on CPU (every rank draws alike and takes its slice)."""
+    explore = torch.rand(global_batch, generator=generator) < prob
+    min_steps = torch.randint(2, max_steps + 1, (global_batch,), generator=generator)
+    return Exploration(explore, min_steps)
+
+
+def act_step(
+    model: TRM,
+    carry: Carry,
+    batch: Batch,
+    exploration: Exploration | None,
+    forward: Callable[..., StepOutput] | None = None,
+) -> tuple[Carry, StepOutput]:
+    """One supervision step on every slot; halted slots first take ``batch``'s rows.
+
+    ``exploration`` is None in evaluation: then nothing halts before N_sup steps. ``forward`` is
+    the module to call (a DDP wrapper of ``model``); ``model`` itself by default.
+    """
+    state = model.reset(RecursionState(carry.answer, carry.latent), carry.halted)
+    steps = torch.where(carry.halted, 0, carry.steps)
+    current = carry.batch.where(carry.halted, batch)
+    out = (forward or model)(state, current.inputs, current.puzzle_ids)
+    max_steps = model.config.supervision_steps
+    with torch.no_grad():
+        steps = steps + 1
+        halted = steps >= max_steps
+        if exploration is not None and max_steps > 1:
+            halted = halted | (out.q_halt > 0)
+            explore = exploration.explore.to(steps.device)
+            minimum = torch.where(explore, exploration.min_steps.to(steps.device), 0)
+            halted = halted & (steps >= minimum)
+    new = Carry(out.state.answer, out.state.latent, steps.to(torch.int32), halted, current)
+    return new, out

@@ -1,0 +1,124 @@
+"""Run directories and checkpoints: atomic saves, everything needed to resume bit-exactly.
+
+A run directory::
+
+    RUN/config.toml            the resolved config of the run
+    RUN/metrics.jsonl          one JSON object per log/eval record
+    RUN/checkpoints/step-N/    weights.pt, ema.pt, puzzle_table.pt, optimizer.pt, rng.pt,
+                               carry-R.pt (rank R's slots), state.json, config.toml; tensors are
+                               loaded with weights_only=True
+    RUN/last -> checkpoints/step-N     the newest checkpoint (relative symlink, swapped atomically)
+    RUN/best -> checkpoints/step-M     the best by the config's metric
+
+A checkpoint directory is written under a temporary name and renamed into place, so a crash
+leaves either the old checkpoint or the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import torch
+
+from arcpipe.config import Config, load_config, save_config
+from arcpipe.errors import ArcpipeError
+from arcpipe.fsutil import write_json_atomic
+
+TENSOR_FILES = ("weights", "ema", "puzzle_table", "optimizer", "rng")
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: its tensors, its state record and its config."""
+
+    path: Path
+    tensors: dict[str, dict]  # file stem -> loaded object (dicts of tensors)
+    state: dict  # step, sampler position, dataset fingerprint, metrics ...
+    config: Config
+
+    def model_weights(self, prefer_ema: bool = True) -> dict[str, torch.Tensor]:
+        """Parameters and buffers of the network; EMA-averaged parameters when present."""
+        weights = dict(self.tensors["weights"])
+        if prefer_ema and self.tensors.get("ema"):
+            weights.update(self.tensors["ema"])
+        return weights
+
+
+def begin_checkpoint(folder: Path) -> Path:
+    """Create the temporary directory a checkpoint is written into."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    tmp.chmod(0o755)
+    return tmp
+
+
+def write_checkpoint_files(
+    tmp: Path, tensors: dict[str, object], state: dict, config: Config
+) -> None:
+    """Write the tensor files (skipping None), state.json and config.toml into ``tmp``."""
+    for name, obj in tensors.items():
+        if obj is not None:
+            torch.save(obj, tmp / f"{name}.pt")
+    write_json_atomic(tmp / "state.json", state)
+    save_config(config, tmp / "config.toml")
+
+
+def finish_checkpoint(tmp: Path, folder: Path) -> Path:
+    """Rename the completed ``tmp`` into place as ``folder``."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return folder
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Load a checkpoint directory, or the ``last``/``best`` link of a run directory.
+
+    Raises:
+        ArcpipeError: the path is not a complete checkpoint.
+    """
+    path = Path(path)
+    if (path / "last").exists() and not (path / "state.json").exists():
+        path = path / "last"
+    if not (path / "state.json").is_file() or not (path / "weights.pt").is_file():
+        raise ArcpipeError("not a checkpoint directory (no state.json/weights.pt)", file=path)
+    tensors = {}
+    for name in TENSOR_FILES:
+        file = path / f"{name}.pt"
+        if file.exists():
+            tensors[name] = torch.load(file, map_location=map_location, weights_only=True)
+    carry_files = sorted(path.glob("carry-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+    if carry_files:  # one slice per rank, joined in rank order
+        slices = [torch.load(f, map_location=map_location, weights_only=True) for f in carry_files]
+        tensors["carry"] = {k: torch.cat([s[k] for s in slices]) for k in slices[0]}
+    state = orjson.loads((path / "state.json").read_bytes())
+    return Checkpoint(path.resolve(), tensors, state, load_config(path / "config.toml"))
+
+
+def point_link(run: Path, name: str, target: Path) -> None:
+    """Make ``run/name`` a relative symlink to ``target``, replacing any old one atomically."""
+    link = run / name
+    tmp = run / f".{name}.tmp-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(os.path.relpath(target, run))
+    os.replace(tmp, link)
+
+
+def prune_checkpoints(run: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` step-N checkpoints, never the targets of last/best."""
+    folder = run / "checkpoints"
+    steps = sorted(folder.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    protected = {(run / n).resolve() for n in ("last", "best") if (run / n).exists()}
+    for old in steps[: max(0, len(steps) - keep)]:
+        if old.resolve() not in protected:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}"

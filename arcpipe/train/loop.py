@@ -1,0 +1,528 @@
+"""``arcpipe train``: deep supervision with ACT, EMA, periodic evaluation, resumable checkpoints.
+
+One optimizer step = one supervision step on every slot of the global batch (reference §5.3):
+``(loss / global batch).backward()``, dense optimizer and sparse puzzle-table update, EMA update.
+All loop state lives in :class:`Trainer` and goes into each checkpoint, so ``--resume auto``
+continues bit-exactly on CPU. ``--max-time``, ``--max-steps`` and SIGTERM stop cleanly with a
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from arcpipe import __version__
+from arcpipe.config import Config, save_config
+from arcpipe.data.dataset import Dataset
+from arcpipe.data.sampler import TrainSampler, encode_batch
+from arcpipe.errors import ArcpipeError
+from arcpipe.model.puzzle_embedding import SparseSignSGD
+from arcpipe.model.trm import TRM
+from arcpipe.precision import autocast, compute_dtype
+from arcpipe.progress import Progress
+from arcpipe.train import distributed as dist
+from arcpipe.train.act import Carry, act_step, draw_exploration, initial_carry
+from arcpipe.train.checkpoint import (
+    Checkpoint,
+    begin_checkpoint,
+    checkpoint_name,
+    finish_checkpoint,
+    load_checkpoint,
+    point_link,
+    prune_checkpoints,
+    write_checkpoint_files,
+)
+from arcpipe.train.ema import EMA
+from arcpipe.train.evaluate import evaluate
+from arcpipe.train.losses import step_loss
+from arcpipe.train.optim import lr_factor, make_optimizer
+
+
+class TrainingDiverged(ArcpipeError):
+    """The loss became NaN or infinite; the run stopped without saving the bad weights."""
+
+
+@dataclass
+class RunOptions:
+    """What the CLI passes to :func:`train`."""
+
+    data: Path
+    config: Config
+    out: Path
+    resume: bool = False
+    init_from: Path | None = None
+    max_time: float | None = None  # seconds
+    max_steps: int | None = None  # absolute step at which to stop
+    device: str = "auto"
+    quiet: bool = False
+
+
+@dataclass
+class RunResult:
+    """How a run ended."""
+
+    step: int
+    reason: str  # "finished", "max-steps", "max-time" or "signal"
+    checkpoint: Path | None
+    last_eval: dict = field(default_factory=dict)
+
+
+def dataset_identity(dataset: Dataset) -> dict:
+    """What a checkpoint records of its dataset, to refuse a mismatched one later."""
+    return {
+        "fingerprint": dataset.fingerprint,
+        "path": str(dataset.path),
+        "vocab_size": dataset.vocab_size,
+        "seq_len": dataset.seq_len,
+        "canvas": dataset.canvas,
+        "num_puzzle_identifiers": dataset.num_puzzle_identifiers,
+    }
+
+
+class Trainer:
+    """Model, optimizers, EMA, sampler, ACT carry and counters of one run on one rank."""
+
+    def __init__(self, options: RunOptions, topology: dist.Topology, dataset: Dataset) -> None:
+        self.options = options
+        self.topo = topology
+        self.dataset = dataset
+        self.config = options.config
+        cfg = self.config.train
+        if cfg.global_batch_size % topology.world_size:
+            raise ArcpipeError(
+                f"train.global_batch_size {cfg.global_batch_size} is not divisible by the "
+                f"{topology.world_size} ranks"
+            )
+        self.local_batch = cfg.global_batch_size // topology.world_size
+        self.device = topology.device
+        self.model = TRM(
+            self.config.model,
+            dataset.vocab_size,
+            dataset.seq_len,
+            dataset.num_puzzle_identifiers,
+            seed=cfg.seed,
+        ).to(self.device)
+        self.model.compute_dtype = compute_dtype(self.device, cfg.dtype)
+        self.forward = self.model
+        if cfg.compile:
+            self.forward = torch.compile(self.model)
+        if topology.distributed:
+            ids = [topology.local_rank] if self.device.type == "cuda" else None
+            self.forward = DistributedDataParallel(self.forward, device_ids=ids)
+        self.optimizer = make_optimizer(self.model.parameters(), cfg)
+        self.sparse = None
+        if self.model.puzzle_table is not None:
+            self.sparse = SparseSignSGD(
+                self.model.puzzle_table, cfg.puzzle_emb_lr, cfg.puzzle_emb_weight_decay
+            )
+        self.ema = EMA(self.model, cfg.ema_rate) if cfg.ema else None
+        self.sampler = TrainSampler(dataset, "train", cfg.global_batch_size, cfg.seed)
+        self.exploration_rng = torch.Generator().manual_seed(cfg.seed + 1)
+        self.carry: Carry | None = None
+        self.step = 0
+        self.elapsed = 0.0  # training seconds over all sittings
+        self.best: dict = {}
+        self.total_steps = max(
+            1, int(cfg.epochs * self.sampler.examples_per_epoch() / cfg.global_batch_size)
+        )
+
+    # ------------------------------------------------------------------------- one step
+
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step; returns this rank's summed metrics of the step."""
+        cfg = self.config.train
+        rows = self.sampler.next_rows()
+        mine = rows[self.topo.rank * self.local_batch : (self.topo.rank + 1) * self.local_batch]
+        batch = encode_batch(self.dataset, "train", mine).to(self.device)
+        if self.carry is None:
+            self.carry = initial_carry(self.model, batch)
+        draws = draw_exploration(
+            self.exploration_rng,
+            cfg.global_batch_size,
+            self.config.model.supervision_steps,
+            self.config.model.halt_exploration_prob,
+        )
+        lo, hi = self.topo.rank * self.local_batch, (self.topo.rank + 1) * self.local_batch
+        draws.explore, draws.min_steps = draws.explore[lo:hi], draws.min_steps[lo:hi]
+        self.model.train()
+        with autocast(self.device, self.model.compute_dtype):
+            self.carry, out = act_step(self.model, self.carry, batch, draws, self.forward)
+            loss = step_loss(
+                out.logits, out.q_halt, self.carry.batch.labels, cfg.loss, cfg.q_loss_weight
+            )
+        # Each rank divides by its own slots; DDP averages over ranks: the global-batch mean.
+        (loss.total / self.local_batch).backward()
+        self._check_finite(loss.total.detach())
+        self.step += 1
+        factor = lr_factor(self.step, self.total_steps, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr * factor
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.sparse is not None:
+            self.sparse.lr = cfg.puzzle_emb_lr * factor
+            self.sparse.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return self._step_metrics(loss, out.q_halt.detach(), factor)
+
+    def _check_finite(self, total: torch.Tensor) -> None:
+        bad = torch.tensor([0.0 if torch.isfinite(total) else 1.0], device=self.device)
+        if dist.all_reduce_sum(bad).item() > 0:
+            raise TrainingDiverged(
+                f"non-finite loss at step {self.step + 1}; the weights of that step were not "
+                "applied and the last good checkpoint is kept",
+                file=self.options.out,
+            )
+
+    def _step_metrics(self, loss, q_halt: torch.Tensor, factor: float) -> dict[str, float]:
+        """Metrics over the slots that halted this step (reference §4.6), summed over ranks."""
+        valid = self.carry.halted & loss.supervised
+        q_right = ((q_halt >= 0) == loss.exact) & valid
+        sums = torch.stack(
+            [
+                valid.sum(),
+                (loss.token_accuracy * valid).sum(),
+                (loss.exact & valid).sum(),
+                q_right.sum(),
+                (self.carry.steps * valid).sum(),
+                loss.lm_loss,
+                loss.q_halt_loss,
+            ]
+        ).double()
+        dist.all_reduce_sum(sums)
+        count = max(1.0, sums[0].item())
+        batch = self.config.train.global_batch_size
+        return {
+            "count": sums[0].item(),
+            "accuracy": sums[1].item() / count,
+            "exact_accuracy": sums[2].item() / count,
+            "q_halt_accuracy": sums[3].item() / count,
+            "steps": sums[4].item() / count,
+            "lm_loss": sums[5].item() / batch,
+            "q_halt_loss": sums[6].item() / batch,
+            "lr": self.config.train.lr * factor,
+        }
+
+    # ------------------------------------------------------------------------- state
+
+    def state_record(self) -> dict:
+        return {
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "elapsed_seconds": self.elapsed,
+            "sampler": self.sampler.state_dict(),
+            "dataset": dataset_identity(self.dataset),
+            "best": self.best,
+            "world_size": self.topo.world_size,
+            "arcpipe_version": __version__,
+        }
+
+    def save(self, run: Path) -> Path:
+        """Write a checkpoint of the current step (all ranks call this)."""
+        folder = run / "checkpoints" / checkpoint_name(self.step)
+        tmp = dist.broadcast_object(begin_checkpoint(folder) if self.topo.is_main else None)
+        if self.carry is not None:
+            torch.save(
+                {k: v.cpu() for k, v in self.carry.state_dict().items()},
+                Path(tmp) / f"carry-{self.topo.rank}.pt",
+            )
+        dist.barrier()
+        if self.topo.is_main:
+            table = self.model.puzzle_table
+            weights = {
+                k: v
+                for k, v in self.model.state_dict().items()
+                if not k.startswith("puzzle_table.")
+            }
+            tensors = {
+                "weights": weights,
+                "ema": None if self.ema is None else self.ema.state_dict(),
+                "puzzle_table": None if table is None else {"weights": table.weights},
+                "optimizer": {
+                    "dense": self.optimizer.state_dict(),
+                    "sparse": {} if self.sparse is None else self.sparse.state_dict(),
+                },
+                "rng": {"exploration": self.exploration_rng.get_state()},
+            }
+            write_checkpoint_files(Path(tmp), tensors, self.state_record(), self.config)
+            finish_checkpoint(Path(tmp), folder)
+            point_link(run, "last", folder)
+        dist.barrier()
+        return folder
+
+    def restore(self, ckpt: Checkpoint) -> None:
+        """Continue from a checkpoint of this run (bit-exact on CPU)."""
+        check_dataset(ckpt, self.dataset, exact=True)
+        t = ckpt.tensors
+        self.model.load_state_dict(_with_table(t["weights"], t.get("puzzle_table")), strict=True)
+        if self.ema is not None and t.get("ema"):
+            self.ema.load_state_dict(t["ema"])
+        self.optimizer.load_state_dict(t["optimizer"]["dense"])
+        if self.sparse is not None:
+            self.sparse.load_state_dict(t["optimizer"]["sparse"])
+        self.exploration_rng.set_state(t["rng"]["exploration"])
+        self.sampler.load_state_dict(ckpt.state["sampler"])
+        self.step = int(ckpt.state["step"])
+        self.elapsed = float(ckpt.state.get("elapsed_seconds", 0.0))
+        self.best = dict(ckpt.state.get("best", {}))
+        if "carry" in t:
+            lo, hi = self.topo.rank * self.local_batch, (self.topo.rank + 1) * self.local_batch
+            local = {k: v[lo:hi] for k, v in t["carry"].items()}
+            self.carry = Carry.from_state_dict(local, self.device)
+
+    def init_from(self, ckpt: Checkpoint) -> None:
+        """Post-training: all network weights from ``ckpt``, a fresh table at its mean row."""
+        check_dataset(ckpt, self.dataset, exact=False)
+        weights = ckpt.model_weights(prefer_ema=True)
+        table = self.model.puzzle_table
+        missing = self.model.load_state_dict(weights, strict=False).missing_keys
+        if [k for k in missing if not k.startswith("puzzle_table.")]:
+            raise ArcpipeError(f"checkpoint lacks weights {missing[:3]}", file=ckpt.path)
+        old = (ckpt.tensors.get("puzzle_table") or {}).get("weights")
+        if table is not None and old is not None:
+            with torch.no_grad():
+                table.weights.copy_(old.mean(0).to(table.weights).expand_as(table.weights))
+        if self.ema is not None:
+            self.ema = EMA(self.model, self.config.train.ema_rate)
+
+
+def _with_table(weights: dict, table: dict | None) -> dict:
+    merged = dict(weights)
+    if table is not None:
+        merged["puzzle_table.weights"] = table["weights"]
+    return merged
+
+
+def check_dataset(ckpt: Checkpoint, dataset: Dataset, exact: bool) -> None:
+    """Refuse a checkpoint that does not belong to ``dataset`` (never a silent 0% score).
+
+    ``exact``: the puzzle table must be this dataset's (resume, predict); otherwise only the
+    vocabulary and canvas must agree (post-training on new tasks with a fresh table).
+    """
+    theirs = ckpt.state.get("dataset", {})
+    for key in ("vocab_size", "seq_len", "canvas"):
+        if theirs.get(key) != getattr(dataset, key):
+            raise ArcpipeError(
+                f"checkpoint was trained with {key} {theirs.get(key)}, the dataset has "
+                f"{getattr(dataset, key)}",
+                file=ckpt.path,
+            )
+    if exact and theirs.get("fingerprint") != dataset.fingerprint:
+        raise ArcpipeError(
+            f"checkpoint belongs to another dataset ({theirs.get('path')}, "
+            f"{theirs.get('num_puzzle_identifiers')} puzzle ids); its puzzle embeddings do not "
+            f"match {dataset.path} ({dataset.num_puzzle_identifiers} puzzle ids). Use --init-from "
+            "to post-train on new tasks",
+            file=ckpt.path,
+        )
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+class _StopSignal:
+    """Turns SIGTERM (and SIGINT) into a flag the loop checks between steps."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _StopSignal:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame) -> None:
+        self.received = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def train(options: RunOptions) -> RunResult:
+    """Train (or continue training) a run; see the module docstring.
+
+    Raises:
+        ArcpipeError: bad data, config or checkpoint; TrainingDiverged on a non-finite loss.
+    """
+    topo = dist.setup(options.device)
+    try:
+        return _train(options, topo)
+    finally:
+        dist.teardown()
+
+
+def _train(options: RunOptions, topo: dist.Topology) -> RunResult:
+    dataset = Dataset.open(options.data)
+    run = options.out
+    resume_from = None
+    if options.resume and (run / "last").exists():
+        resume_from = load_checkpoint(run / "last")
+        options.config = resume_from.config  # the run's own resolved config wins
+    elif (run / "last").exists() and not options.resume:
+        raise ArcpipeError("already holds a run (use --resume auto to continue it)", file=run)
+    trainer = Trainer(options, topo, dataset)
+    if resume_from is not None:
+        trainer.restore(resume_from)
+    elif options.init_from is not None:
+        trainer.init_from(load_checkpoint(options.init_from))
+    if topo.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        save_config(trainer.config, run / "config.toml")
+        _truncate_metrics(run / "metrics.jsonl", trainer.step)
+    log = _MetricsLog(run / "metrics.jsonl", enabled=topo.is_main)
+    if topo.is_main and not options.quiet:
+        _announce(trainer, resume_from is not None)
+    with _StopSignal() as stop:  # also shields the final evaluation and save
+        reason = _loop(trainer, options, log, stop)
+        last_eval = {}
+        if reason == "finished" or trainer.config.train.eval_interval == 0:
+            last_eval = _evaluate_and_record(trainer, log)
+        checkpoint = trainer.save(run)
+        _mark_best(trainer, run, last_eval, checkpoint)
+        if topo.is_main:
+            prune_checkpoints(run, trainer.config.train.keep_checkpoints)
+    return RunResult(trainer.step, reason, checkpoint, last_eval)
+
+
+def _loop(trainer: Trainer, options: RunOptions, log: _MetricsLog, stop: _StopSignal) -> str:
+    cfg = trainer.config.train
+    end = (
+        trainer.total_steps
+        if options.max_steps is None
+        else min(trainer.total_steps, options.max_steps)
+    )
+    start_time = time.monotonic()
+    start_elapsed = trainer.elapsed
+    window: list[dict[str, float]] = []
+    step_seconds = 0.0
+    with Progress("train", end, quiet=options.quiet or not trainer.topo.is_main) as bar:
+        bar.advance(trainer.step)
+        while trainer.step < end:
+            reason = _stop_reason(trainer, options, stop, start_time, step_seconds)
+            if reason:
+                return reason
+            t0 = time.monotonic()
+            window.append(trainer.train_step())
+            step_seconds = time.monotonic() - t0
+            trainer.elapsed = start_elapsed + time.monotonic() - start_time
+            if trainer.step % cfg.log_interval == 0 or trainer.step == end:
+                record = _average(window)
+                record["examples_per_s"] = cfg.global_batch_size / max(step_seconds, 1e-9)
+                log.write({"step": trainer.step, "elapsed": trainer.elapsed, **record})
+                window.clear()
+                bar.advance(
+                    0,
+                    f"loss {record['lm_loss']:.3f} exact {record['exact_accuracy']:.2f} "
+                    f"{record['examples_per_s']:.1f} ex/s",
+                )
+            bar.advance(1)
+            if cfg.eval_interval and trainer.step % cfg.eval_interval == 0 and trainer.step < end:
+                metrics = _evaluate_and_record(trainer, log)
+                _mark_best(trainer, options.out, metrics, trainer.save(options.out))
+            elif cfg.checkpoint_interval and trainer.step % cfg.checkpoint_interval == 0:
+                trainer.save(options.out)
+                if trainer.topo.is_main:
+                    prune_checkpoints(options.out, cfg.keep_checkpoints)
+    return "finished" if end == trainer.total_steps else "max-steps"
+
+
+def _stop_reason(
+    trainer: Trainer, options: RunOptions, stop: _StopSignal, start: float, step_seconds: float
+) -> str | None:
+    """Why to stop before the next step, agreed by all ranks (rank 0 decides)."""
+    reason = None
+    if stop.received is not None:
+        reason = "signal"
+    elif (
+        options.max_time is not None and time.monotonic() - start + step_seconds > options.max_time
+    ):
+        reason = "max-time"  # one more step would overrun the budget
+    code = {None: 0, "signal": 1, "max-time": 2}[reason]
+    agreed = dist.broadcast_object(code) if trainer.topo.distributed else code
+    return {0: None, 1: "signal", 2: "max-time"}[agreed]
+
+
+def _evaluate_and_record(trainer: Trainer, log: _MetricsLog) -> dict:
+    metrics = evaluate(trainer)
+    if metrics:
+        log.write({"step": trainer.step, "eval": metrics})
+    return metrics
+
+
+def _mark_best(trainer: Trainer, run: Path, metrics: dict, checkpoint: Path) -> None:
+    """Point best/ at ``checkpoint`` when it improves the config's metric."""
+    name = trainer.config.train.best_metric
+    if name not in metrics or not trainer.topo.is_main:
+        return
+    value = metrics[name]
+    if not trainer.best or value > trainer.best["value"]:
+        trainer.best = {"metric": name, "value": value, "step": trainer.step}
+        point_link(run, "best", checkpoint)
+        state_file = checkpoint / "state.json"
+        state = orjson.loads(state_file.read_bytes())
+        state["best"] = trainer.best
+        state_file.write_bytes(
+            orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        )
+
+
+def _average(window: list[dict[str, float]]) -> dict[str, float]:
+    """Means over the logged steps; accuracies weighted by the number of halted samples."""
+    counts = np.array([w["count"] for w in window])
+    out = {}
+    for key in window[0]:
+        values = np.array([w[key] for w in window])
+        if key in ("accuracy", "exact_accuracy", "q_halt_accuracy", "steps"):
+            out[key] = float((values * counts).sum() / max(counts.sum(), 1))
+        elif key == "count":
+            out[key] = float(values.sum())
+        else:
+            out[key] = float(values.mean())
+    return out
+
+
+class _MetricsLog:
+    """Append-only metrics.jsonl (rank 0 only)."""
+
+    def __init__(self, path: Path, enabled: bool) -> None:
+        self.path = path
+        self.enabled = enabled
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            with open(self.path, "ab") as f:
+                f.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop records after ``step`` (written after the checkpoint a resumed run restarts from)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_bytes().splitlines() if orjson.loads(line)["step"] <= step]
+    path.write_bytes(b"".join(line + b"\n" for line in kept))
+
+
+def _announce(trainer: Trainer, resumed: bool) -> None:
+    from arcpipe.progress import console
+
+    m = trainer.model
+    console.print(
+        f"{'resuming' if resumed else 'training'} {m.num_parameters():,} parameters "
+        f"(+ {trainer.dataset.num_puzzle_identifiers:,} puzzle embeddings) on "
+        f"{trainer.topo.world_size} x {trainer.device} in {str(m.compute_dtype).split('.')[-1]}; "
+        f"step {trainer.step} of {trainer.total_steps:,}, global batch "
+        f"{trainer.config.train.global_batch_size}"
+    )

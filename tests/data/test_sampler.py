@@ -1,0 +1,84 @@
+"""The training sampler: the reference's epoch rule, determinism, resumable position."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import simple_task, write_task
+
+from arcpipe.arc.build import BuildOptions, build_arc_dataset
+from arcpipe.data.dataset import Dataset
+from arcpipe.data.sampler import TrainSampler, encode_batch
+from arcpipe.train.losses import IGNORE
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Dataset:
+    train, target = tmp_path / "train", tmp_path / "eval"
+    for i in range(5):
+        write_task(train, f"t{i}", simple_task(i, n_train=2 + i % 3, n_test=1))
+    write_task(target, "goal", simple_task(9, n_train=3))
+    options = BuildOptions(num_aug=7, canvas=8)
+    build_arc_dataset([train], target, tmp_path / "ds", options, quiet=True)
+    return Dataset.open(tmp_path / "ds")
+
+
+def batches(sampler: TrainSampler, n: int) -> list[np.ndarray]:
+    return [sampler.next_rows() for _ in range(n)]
+
+
+def test_each_epoch_visits_every_group_once_with_one_variant_and_all_its_examples(dataset) -> None:
+    records = np.asarray(dataset.examples("train"))
+    sampler = TrainSampler(dataset, "train", global_batch=1000, seed=0)  # a batch spans epochs
+    rows = sampler.next_rows()
+    assert len(rows) == 1000
+    variants = records[rows, 0]
+    picks, i = [], 0
+    while i < len(variants):  # each pick brings all examples of one variant (the last is cut)
+        v = variants[i]
+        n = int((records[:, 0] == v).sum())
+        assert (variants[i : i + n] == v).all()
+        picks.append(v)
+        i += n
+    tasks = np.asarray(dataset.arrays["variants"])[picks, 0]
+    for epoch in range(3):
+        assert sorted(tasks[6 * epoch : 6 * epoch + 6].tolist()) == list(range(6))
+
+
+def test_overflowing_variant_is_cut_and_next_batch_starts_with_next_group(dataset) -> None:
+    records = np.asarray(dataset.examples("train"))
+    sampler = TrainSampler(dataset, "train", global_batch=4, seed=0)
+    first, second = batches(sampler, 2)
+    assert len(first) == len(second) == 4
+    last_variant_first = records[first[-1], 0]
+    assert records[second[0], 0] != last_variant_first
+
+
+def test_same_seed_same_batches_and_resume_continues_identically(dataset) -> None:
+    a = TrainSampler(dataset, "train", 8, seed=3)
+    b = TrainSampler(dataset, "train", 8, seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip(batches(a, 10), batches(b, 10)))
+    state = a.state_dict()
+    expected = batches(a, 5)
+    c = TrainSampler(dataset, "train", 8, seed=3)
+    c.load_state_dict(state)
+    assert all(np.array_equal(x, y) for x, y in zip(expected, batches(c, 5)))
+    seed3 = batches(TrainSampler(dataset, "train", 8, seed=3), 5)
+    seed4 = batches(TrainSampler(dataset, "train", 8, seed=4), 5)
+    assert not all(np.array_equal(x, y) for x, y in zip(seed3, seed4))
+
+
+def test_encode_batch_marks_pad_labels_ignored(dataset) -> None:
+    batch = encode_batch(dataset, "train", np.arange(6))
+    assert batch.inputs.shape == (6, 64) and batch.labels.shape == (6, 64)
+    assert (batch.labels == IGNORE).any() and (batch.labels != 0).all()
+    assert (batch.puzzle_ids > 0).all()
+
+
+def test_examples_per_epoch_is_groups_times_mean_examples(dataset) -> None:
+    sampler = TrainSampler(dataset, "train", 8, 0)
+    records = np.asarray(dataset.examples("train"))
+    mean = len(records) / len(np.unique(records[:, 0]))
+    assert sampler.examples_per_epoch() == pytest.approx(6 * mean)

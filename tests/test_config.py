@@ -1,0 +1,64 @@
+"""Configs: every shipped recipe loads, overrides apply, mistakes are clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from arcpipe.config import Config, load_config, save_config, shipped_configs
+from arcpipe.errors import ArcpipeError
+
+
+def test_every_shipped_config_loads() -> None:
+    names = shipped_configs()
+    assert {"tiny", "arc1", "arc2", "sudoku_mlp", "maze", "kaggle_posttrain"} <= set(names)
+    for name in names:
+        assert isinstance(load_config(name), Config), name
+
+
+def test_paper_arc_config_values() -> None:
+    cfg = load_config("arc1")
+    m, t = cfg.model, cfg.train
+    assert (m.hidden_size, m.num_heads, m.num_layers, m.cycles, m.latent_steps) == (512, 8, 2, 3, 4)
+    assert m.supervision_steps == 16 and t.global_batch_size == 768
+    assert (t.lr, t.puzzle_emb_lr, t.weight_decay, t.lr_warmup_steps) == (1e-4, 1e-2, 0.1, 2000)
+    assert t.ema and t.ema_rate == 0.999
+
+
+def test_overrides_with_and_without_section() -> None:
+    cfg = load_config("tiny", ["train.lr=3e-4", "hidden_size=128", "optimizer=adamw", "ema=false"])
+    assert cfg.train.lr == 3e-4 and cfg.model.hidden_size == 128
+    assert cfg.train.optimizer == "adamw" and cfg.train.ema is False
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lrr=1", "unknown key train.lrr"),
+        ("lrr=1", "unknown key 'lrr'"),
+        ("train.lr=fast", "train.lr must be float"),
+        ("model.num_heads=2.5", "model.num_heads must be int"),
+        ("train.optimizer=sgd", "train.optimizer must be one of"),
+        ("model.hidden_size=102", "multiple of model.num_heads"),
+        ("noequals", "key=value"),
+    ],
+)
+def test_bad_overrides_are_clear_errors(override: str, message: str) -> None:
+    with pytest.raises(ArcpipeError, match=message):
+        load_config("tiny", [override])
+
+
+def test_unknown_recipe_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ArcpipeError, match="no config named 'nope'"):
+        load_config("nope")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model\nhidden_size = 3")
+    with pytest.raises(ArcpipeError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_saved_config_round_trips(tmp_path: Path) -> None:
+    cfg = load_config("arc2", ["train.lr=2e-4", 'description="x \\"quoted\\""'])
+    save_config(cfg, tmp_path / "c.toml")
+    assert load_config(tmp_path / "c.toml") == cfg

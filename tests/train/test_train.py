@@ -1,0 +1,261 @@
+"""arcpipe train: run directory, checkpoints, resume = uninterrupted, budgets, signals, faults."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+import torch
+from click.testing import CliRunner
+from helpers import REPO
+
+from arcpipe.arc.build import BuildOptions, build_arc_dataset
+from arcpipe.cli import main
+from arcpipe.train.checkpoint import load_checkpoint
+
+# A tiny, fast recipe: 4 slots, short recursion, a checkpoint every step.
+FAST = [
+    "model.hidden_size=32",
+    "model.puzzle_emb_dim=32",
+    "model.num_heads=2",
+    "model.cycles=2",
+    "model.latent_steps=1",
+    "model.supervision_steps=3",
+    "train.global_batch_size=4",
+    "train.log_interval=1",
+    "train.lr_warmup_steps=3",
+    "train.eval_views=2",
+]
+
+
+def train_args(data: Path, out: Path, *extra: str, sets: list[str] = FAST) -> list[str]:
+    args = ["train", "--data", str(data), "--config", "tiny", "--out", str(out), "--quiet"]
+    for s in sets:
+        args += ["--set", s]
+    return args + list(extra)
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def build_sample(out: Path, tasks: tuple[str, ...], num_aug: int) -> Path:
+    """A dataset of some of the project's sample tasks."""
+    sample = REPO / "data" / "sample"
+    options = BuildOptions(num_aug=num_aug, canvas=10, tasks=tasks)
+    build_arc_dataset([sample / "training"], sample / "evaluation", out, options, quiet=True)
+    return out
+
+
+def metrics(run: Path) -> list[dict]:
+    return [orjson.loads(line) for line in (run / "metrics.jsonl").read_bytes().splitlines()]
+
+
+def losses(run: Path) -> list[tuple[int, float, float]]:
+    return [(m["step"], m["lm_loss"], m["q_halt_loss"]) for m in metrics(run) if "lm_loss" in m]
+
+
+def test_run_directory_checkpoint_contents_and_learning(
+    sample_dataset: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    result = run_cli(
+        *train_args(
+            sample_dataset, run, "--max-steps", "30", sets=[*FAST, "train.checkpoint_interval=10"]
+        )
+    )
+    assert result.exit_code == 0, result.output
+    assert "stopped at step 30 (max-steps)" in result.stdout
+    assert (run / "config.toml").is_file() and (run / "last").is_symlink()
+    steps = [m["step"] for m in metrics(run) if "lm_loss" in m]
+    assert steps == list(range(1, 31))
+    curve = [loss for _, loss, _ in losses(run)]
+    assert sum(curve[-5:]) < sum(curve[:5])  # it learns something
+    ckpt = load_checkpoint(run)
+    assert ckpt.state["step"] == 30
+    assert {"weights", "ema", "puzzle_table", "optimizer", "carry", "rng"} <= set(ckpt.tensors)
+    assert ckpt.state["dataset"]["fingerprint"]
+    assert ckpt.state["sampler"]["epoch"] >= 0
+    assert ckpt.tensors["carry"]["answer"].shape[0] == 4
+    assert not any(k.startswith("puzzle_table") for k in ckpt.tensors["weights"])
+    evals = [m["eval"] for m in metrics(run) if "eval" in m]
+    assert evals and evals[-1]["split"] == "test" and evals[-1]["views"] > 0
+
+
+def test_existing_run_needs_resume(sample_dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert run_cli(*train_args(sample_dataset, run, "--max-steps", "2")).exit_code == 0
+    again = run_cli(*train_args(sample_dataset, run, "--max-steps", "3"))
+    assert again.exit_code == 2 and "--resume auto" in again.stderr
+    resumed = run_cli(*train_args(sample_dataset, run, "--max-steps", "3", "--resume", "auto"))
+    assert resumed.exit_code == 0 and "stopped at step 3" in resumed.stdout
+
+
+def spawn(data: Path, run: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "arcpipe", *train_args(data, run, *extra)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def wait_for_step(run: Path, step: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        last = run / "last"
+        if last.exists() and orjson.loads((last / "state.json").read_bytes())["step"] >= step:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError(f"step {step} not reached")
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    ca, cb = load_checkpoint(a), load_checkpoint(b)
+    assert ca.state["step"] == cb.state["step"]
+    for name in ("weights", "ema", "puzzle_table"):
+        for key, tensor in ca.tensors[name].items():
+            assert torch.equal(tensor, cb.tensors[name][key]), (name, key)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_equals_uninterrupted(sample_dataset: Path, tmp_path: Path) -> None:
+    steps = "16"
+    sets = [*FAST, "train.checkpoint_interval=1"]
+    whole = tmp_path / "whole"
+    assert (
+        run_cli(*train_args(sample_dataset, whole, "--max-steps", steps, sets=sets)).exit_code == 0
+    )
+
+    killed = tmp_path / "killed"
+    proc = spawn(
+        sample_dataset,
+        killed,
+        "--max-steps",
+        steps,
+        "--set",
+        "train.checkpoint_interval=1",
+    )
+    wait_for_step(killed, random.Random().randint(3, 10), proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = run_cli(
+        *train_args(sample_dataset, killed, "--max-steps", steps, "--resume", "auto", sets=sets)
+    )
+    assert resumed.exit_code == 0, resumed.output
+    assert_same_weights(whole, killed)
+    assert losses(whole) == losses(killed)  # the loss curve, step by step, bit for bit
+
+
+def test_sigterm_and_max_time_stop_cleanly_with_a_checkpoint(
+    sample_dataset: Path, tmp_path
+) -> None:
+    run = tmp_path / "term"
+    proc = spawn(
+        sample_dataset, run, "--set", "train.checkpoint_interval=1", "--set", "train.epochs=100000"
+    )
+    wait_for_step(run, 1, proc)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert b"(signal)" in out
+    step = load_checkpoint(run).state["step"]
+    assert step >= 1
+    timed = tmp_path / "timed"
+    start = time.monotonic()
+    result = run_cli(*train_args(sample_dataset, timed, "--max-time", "3s"))
+    assert result.exit_code == 0 and "(max-time)" in result.stdout
+    assert time.monotonic() - start < 60
+    assert load_checkpoint(timed).state["step"] >= 1
+
+
+def test_non_finite_loss_stops_with_a_clear_message(sample_dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "nan"
+    sets = [*FAST, "train.lr=1e30", "train.lr_warmup_steps=0", "train.checkpoint_interval=1"]
+    result = run_cli(*train_args(sample_dataset, run, "--max-steps", "20", sets=sets))
+    assert result.exit_code == 2
+    assert "non-finite loss at step" in result.stderr and "Traceback" not in result.output
+    good = load_checkpoint(run)
+    for tensor in good.tensors["weights"].values():
+        assert torch.isfinite(tensor).all()
+
+
+def test_init_from_loads_weights_and_starts_table_at_the_mean_row(
+    sample_dataset: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    assert run_cli(*train_args(sample_dataset, source, "--max-steps", "5")).exit_code == 0
+    other = build_sample(tmp_path / "other-data", ("rotate_90", "scale_x2"), num_aug=2)
+    post = tmp_path / "post"
+    result = run_cli(
+        *train_args(
+            other,
+            post,
+            "--max-steps",
+            "1",
+            "--init-from",
+            str(source),
+            sets=[*FAST, "train.lr=0", "train.puzzle_emb_lr=0", "train.ema=false"],
+        )
+    )
+    assert result.exit_code == 0, result.output
+    old, new = load_checkpoint(source), load_checkpoint(post)
+    assert new.state["step"] == 1
+    for key, tensor in old.model_weights(prefer_ema=True).items():
+        assert torch.equal(new.tensors["weights"][key], tensor), key
+    table = new.tensors["puzzle_table"]["weights"]
+    mean = old.tensors["puzzle_table"]["weights"].mean(0)
+    assert torch.allclose(table, mean.expand_as(table))
+    assert (
+        new.state["dataset"]["num_puzzle_identifiers"]
+        != old.state["dataset"]["num_puzzle_identifiers"]
+    )
+
+
+def test_checkpoint_of_another_dataset_is_refused(sample_dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert run_cli(*train_args(sample_dataset, run, "--max-steps", "2")).exit_code == 0
+    other = build_sample(tmp_path / "other-data", ("rotate_90",), num_aug=1)
+    result = run_cli(*train_args(other, run, "--max-steps", "3", "--resume", "auto"))
+    assert result.exit_code == 2
+    assert "belongs to another dataset" in result.stderr
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process(sample_dataset: Path, tmp_path: Path) -> None:
+    """DDP over 2 CPU ranks = 1 process with the same global batch (to float tolerance)."""
+    sets = [*FAST, "train.global_batch_size=8", "train.ema=false"]
+    single = tmp_path / "single"
+    assert (
+        run_cli(*train_args(sample_dataset, single, "--max-steps", "6", sets=sets)).exit_code == 0
+    )
+    double = tmp_path / "double"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        str(29500 + os.getpid() % 1000),
+        "-m",
+        "arcpipe",
+        *train_args(sample_dataset, double, "--max-steps", "6", "--device", "cpu", sets=sets),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = load_checkpoint(single), load_checkpoint(double)
+    for name in ("weights", "puzzle_table"):
+        for key, tensor in a.tensors[name].items():
+            assert torch.allclose(tensor, b.tensors[name][key], atol=2e-5), (name, key)
+    assert b.state["world_size"] == 2
+    la, lb = losses(single), losses(double)
+    assert [s for s, *_ in la] == [s for s, *_ in lb]
+    assert all(abs(x[1] - y[1]) < 1e-4 for x, y in zip(la, lb))
