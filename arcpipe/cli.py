@@ -241,6 +241,188 @@ def train(
         stdout.print("evaluation: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()))
 
 
+# ----------------------------------------------------------------------------- predict
+
+
+@main.command()
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), help="Run directory.")
+@click.option(
+    "--checkpoint", default="best", show_default=True, help="best, last, or a checkpoint directory."
+)
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Dataset directory.")
+@click.option(
+    "--out",
+    default=Path("submission.json"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where to write submission.json.",
+)
+@click.option("--attempts", default=2, show_default=True, help="Attempts per test input.")
+@click.option(
+    "--views",
+    default=0,
+    show_default=True,
+    help="Views (augmented variants) per test input; 0: all.",
+)
+@click.option("--max-time", help="Stop inference after this long and keep the best so far.")
+@click.option("--halt-early", is_flag=True, help="Stop a view once its q_halt says halt.")
+@click.option("--batch-size", default=0, help="Views per batch (default 64 on GPU, 8 on CPU).")
+@click.option(
+    "--candidates",
+    type=click.Path(path_type=Path),
+    help="Candidates file (default: next to the submission).",
+)
+@click.option(
+    "--vote-rule",
+    type=click.Choice(["count", "q_weighted", "consistency"]),
+    default="count",
+    show_default=True,
+)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--quiet", is_flag=True)
+def predict(
+    run_dir,
+    checkpoint,
+    data,
+    out,
+    attempts,
+    views,
+    max_time,
+    halt_early,
+    batch_size,
+    candidates,
+    vote_rule,
+    device,
+    quiet,
+) -> None:
+    """Predict every view of every test input, vote, and write submission.json."""
+    from arcpipe.predict import PredictOptions
+    from arcpipe.predict import predict as run_prediction
+
+    result = run_prediction(
+        PredictOptions(
+            data=data,
+            out=out,
+            run=run_dir,
+            checkpoint=checkpoint,
+            attempts=attempts,
+            views=views,
+            max_time=parse_duration(max_time),
+            halt_early=halt_early,
+            batch_size=batch_size,
+            candidates=candidates,
+            vote_rule=vote_rule,
+            device=device,
+            quiet=quiet,
+        )
+    )
+    note = " (stopped by --max-time)" if result.stopped else ""
+    stdout.print(
+        f"{result.views_done:,}/{result.views_total:,} views in {result.seconds:.1f}s{note}, "
+        f"{result.malformed} malformed; submission {result.submission}; "
+        f"candidates {result.candidates}"
+    )
+
+
+# ----------------------------------------------------------------------------- score
+
+
+@main.command()
+@click.argument("submission", type=click.Path(path_type=Path))
+@click.argument("solutions", type=click.Path(path_type=Path))
+@click.option(
+    "--candidates",
+    type=click.Path(path_type=Path),
+    help="Also report pass@k over this candidates file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def score(submission: Path, solutions: Path, candidates: Path | None, as_json: bool) -> None:
+    """Score SUBMISSION against SOLUTIONS (a *_solutions.json or any task SOURCE)."""
+    import orjson
+
+    from arcpipe.arc.score import load_solutions, score_submission
+    from arcpipe.arc.submission import load_submission
+
+    truths = load_solutions(solutions)
+    result = score_submission(load_submission(submission), truths, file=submission)
+    summary = result.to_dict()
+    if candidates is not None:
+        from arcpipe.arc.candidates import Candidates
+        from arcpipe.arc.vote import pass_at_k, vote
+
+        ks = (1, 2, 5, 10, 100, 1000)
+        summary["candidates"] = pass_at_k(vote(Candidates.load(candidates)), truths, ks)
+    if as_json:
+        click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(title=f"{submission} vs {solutions}")
+    table.add_column("task")
+    table.add_column("score", justify="right")
+    table.add_column("test inputs (attempt that matched)")
+    for task in result.tasks:
+        table.add_row(
+            task.task_id,
+            f"{task.score:.2f}",
+            " ".join(str(a) if a else "-" for a in task.attempts_used),
+        )
+    stdout.print(table)
+    stdout.print(
+        f"score per task (ARC Prize): {result.task_score:.4f}   "
+        f"over test outputs (Kaggle text): {result.output_score:.4f}   "
+        f"solved {summary['solved_tasks']}/{summary['tasks']} tasks"
+    )
+    if "candidates" in summary:
+        shown = {k: v for k, v in summary["candidates"].items() if not k.endswith("_outputs")}
+        stdout.print(
+            "candidates: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in shown.items() if k.startswith("pass@"))
+        )
+
+
+# ----------------------------------------------------------------------------- report
+
+
+@main.command()
+@click.option(
+    "--candidates",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Candidates file written by predict.",
+)
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Dataset directory.")
+@click.option(
+    "--submission",
+    type=click.Path(path_type=Path),
+    help="Show this submission's attempts (default: the top-2 votes).",
+)
+@click.option(
+    "--out", default=Path("report.html"), show_default=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--vote-rule",
+    type=click.Choice(["count", "q_weighted", "consistency"]),
+    default="count",
+    show_default=True,
+)
+def report(
+    candidates: Path, data: Path, submission: Path | None, out: Path, vote_rule: str
+) -> None:
+    """Write an HTML page of every task: pairs, test inputs, attempts, truth and votes."""
+    from arcpipe.arc.candidates import Candidates
+    from arcpipe.arc.submission import load_submission
+    from arcpipe.data.dataset import Dataset
+    from arcpipe.report import write_report
+
+    summary = write_report(
+        Candidates.load(candidates),
+        Dataset.open(data),
+        out,
+        submission=None if submission is None else load_submission(submission),
+        rule=vote_rule,
+    )
+    stdout.print(f"{summary.tasks} tasks, {summary.solved} solved; report {out}")
+
+
 # ----------------------------------------------------------------------------- demo
 
 

@@ -1,26 +1,44 @@
-"""Prediction: run every view of every test input, map answers back, collect candidates.
+"""``arcpipe predict``: every view of every test input -> answers in the task's frame -> vote.
 
 Each view (an example row of the test or validation split) runs ``N_sup`` supervision steps from a
 fresh y and z, as the reference evaluates; with ``halt_early`` a row stops at the first step whose
 ``q_halt > 0`` (a speed option). The final answer is cropped at EOS, checked (non-empty), and
 inverted (dihedral, then colours) into its task's frame. Under torchrun the rows are split across
-ranks and the candidates gathered on every rank.
+ranks and the candidates gathered.
+
+A complete fallback submission is written before inference starts and replaced atomically with
+the current vote as views complete; ``max_time`` stops inference and keeps the best submission
+from the views done. Views are visited variant by variant across all tasks (every test input's
+original first), so a stopped run has spread its views evenly.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from arcpipe.arc.candidates import Candidates
 from arcpipe.arc.encode import tokens_to_grid
+from arcpipe.arc.submission import fallback_submission, submission_from_votes, write_submission
+from arcpipe.arc.vote import vote
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.sampler import encode_batch
+from arcpipe.errors import ArcpipeError
 from arcpipe.model.trm import TRM
-from arcpipe.precision import autocast
-from arcpipe.train.distributed import gather_objects
+from arcpipe.precision import autocast, compute_dtype
+from arcpipe.progress import Progress
+from arcpipe.train.checkpoint import (
+    check_dataset,
+    dataset_identity,
+    load_checkpoint,
+    model_from_checkpoint,
+)
+from arcpipe.train.distributed import broadcast_object, gather_objects, teardown
+from arcpipe.train.distributed import setup as setup_topology
 from arcpipe.train.losses import IGNORE, log_stablemax
 
 
@@ -96,7 +114,8 @@ def to_candidates(
     """Crop, check and invert each view's answer; malformed (empty) answers are dropped."""
     task_ids = target_task_ids(dataset, split)
     index = {t: i for i, t in enumerate(task_ids)}
-    num_tests = [next(t.num_test for t in dataset.tasks if t.id == tid) for tid in task_ids]
+    tests_of = {t.id: t.num_test for t in dataset.tasks}
+    num_tests = [tests_of[t] for t in task_ids]
     records, grids, malformed = [], [], 0
     canvas = dataset.canvas
     for k, row in enumerate(rows):
@@ -189,3 +208,161 @@ def _labelled(dataset: Dataset, split: str, rows: np.ndarray) -> np.ndarray:
 def _empty_outputs() -> ViewOutputs:
     z = np.zeros(0)
     return ViewOutputs(z.astype(np.uint8).reshape(0, 0), z.reshape(0, 0), z, z.astype(bool), z)
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+@dataclass
+class PredictOptions:
+    """What ``arcpipe predict`` takes."""
+
+    data: Path
+    out: Path  # submission.json
+    run: Path | None = None
+    checkpoint: str = "best"  # "best", "last" or a checkpoint directory
+    attempts: int = 2
+    views: int = 0  # views per test input; 0: all
+    max_time: float | None = None  # seconds
+    halt_early: bool = False
+    batch_size: int = 0  # 0: 64 on GPU, 8 on CPU
+    candidates: Path | None = None  # default: next to the submission
+    vote_rule: str = "count"
+    device: str = "auto"
+    sync_seconds: float = 60.0  # how often the submission is refreshed during inference
+    quiet: bool = False
+
+
+@dataclass
+class PredictResult:
+    """What a prediction run did."""
+
+    submission: Path
+    candidates: Path
+    views_done: int
+    views_total: int
+    malformed: int
+    seconds: float
+    stopped: bool  # True when max_time ended inference early
+
+
+def resolve_checkpoint(run: Path | None, which: str) -> Path:
+    """The checkpoint directory for ``--checkpoint best|last|PATH``."""
+    if which in ("best", "last"):
+        if run is None:
+            raise ArcpipeError(f"--checkpoint {which} needs --run")
+        path = run / which
+        if which == "best" and not path.exists():
+            path = run / "last"  # a run without evaluations has no best/
+        if not path.exists():
+            raise ArcpipeError("no checkpoint in this run directory", file=run)
+        return path
+    return Path(which)
+
+
+def target_test_inputs(dataset: Dataset) -> dict[str, list[np.ndarray]]:
+    """The target tasks' test inputs, by task id, in test order."""
+    return {
+        t.id: [inp for inp, _ in dataset.task_pairs(t)[t.num_train :]]
+        for t in dataset.tasks
+        if t.role == "target"
+    }
+
+
+def interleaved(dataset: Dataset, rows: np.ndarray) -> np.ndarray:
+    """``rows`` ordered by each view's variant rank within its task, originals first."""
+    records = np.asarray(dataset.examples("test"))
+    variants = np.asarray(dataset.arrays["variants"])
+    first_variant = np.array([t.first_variant for t in dataset.tasks])
+    rank = records[rows, 0] - first_variant[variants[records[rows, 0], 0]]
+    return rows[np.argsort(rank, kind="stable")]
+
+
+def predict(options: PredictOptions) -> PredictResult:
+    """Run a prediction (see the module docstring); every rank calls this under torchrun."""
+    topo = setup_topology(options.device)
+    try:
+        return _predict(options, topo)
+    finally:
+        teardown()
+
+
+def _predict(options: PredictOptions, topo) -> PredictResult:
+    start = time.monotonic()
+    dataset = Dataset.open(options.data)
+    if options.attempts < 1:
+        raise ArcpipeError("--attempts must be >= 1")
+    test_inputs = target_test_inputs(dataset)
+    expected = {t: len(g) for t, g in test_inputs.items()}
+    candidates_path = options.candidates or options.out.with_suffix(".candidates.npz")
+    if topo.is_main:
+        write_submission(
+            options.out,
+            fallback_submission(test_inputs, options.attempts),
+            expected,
+            options.attempts,
+        )
+    ckpt = load_checkpoint(resolve_checkpoint(options.run, options.checkpoint))
+    check_dataset(ckpt, dataset, exact=True)
+    model = model_from_checkpoint(ckpt, dataset_identity(dataset), topo.device)
+    model.compute_dtype = compute_dtype(topo.device, ckpt.config.train.dtype)
+    loss_kind = ckpt.config.train.loss
+    batch = options.batch_size or (64 if topo.device.type == "cuda" else 8)
+    rows = interleaved(dataset, view_rows(dataset, "test", options.views))
+    rounds = np.array_split(rows, max(1, -(-len(rows) // (batch * topo.world_size))))
+    mine: list[Candidates] = []
+    gathered: list[Candidates] = []
+    done, stopped, last_sync = 0, False, time.monotonic()
+
+    def sync() -> None:
+        nonlocal mine
+        for parts in gather_objects(mine):
+            gathered.extend(parts)
+        mine = []
+        if topo.is_main and gathered:
+            _write_outputs(gathered, test_inputs, expected, options, candidates_path)
+
+    with Progress("predict", len(rows), quiet=options.quiet or not topo.is_main) as bar:
+        for chunk in rounds:
+            share = np.array_split(chunk, topo.world_size)[topo.rank]
+            if len(share):
+                out = run_views(
+                    model, dataset, "test", share, topo.device, options.halt_early, loss_kind
+                )
+                mine.append(to_candidates(dataset, "test", share, out))
+            done += len(chunk)
+            bar.advance(len(chunk))
+            elapsed = time.monotonic() - start
+            stop = options.max_time is not None and elapsed > options.max_time
+            refresh = time.monotonic() - last_sync > options.sync_seconds
+            stop, refresh = broadcast_object((stop, refresh))
+            if stop:
+                stopped = True
+                break
+            if refresh:
+                sync()
+                last_sync = time.monotonic()
+        sync()
+    malformed = sum(int(c.meta.get("malformed", 0)) for c in gathered)
+    if topo.is_main and not gathered:
+        _write_outputs([], test_inputs, expected, options, candidates_path)
+    return PredictResult(
+        options.out, candidates_path, done, len(rows), malformed, time.monotonic() - start, stopped
+    )
+
+
+def _write_outputs(parts, test_inputs, expected, options: PredictOptions, candidates_path) -> None:
+    """Vote over everything gathered so far; write the candidates and the submission."""
+    task_ids = list(test_inputs)
+    if not parts:
+        parts = [
+            Candidates.from_grids(
+                task_ids, [len(g) for g in test_inputs.values()], [], [], [], [], [], []
+            )
+        ]
+    candidates = Candidates.concat(parts)
+    candidates.save(candidates_path)
+    submission = submission_from_votes(
+        vote(candidates, options.vote_rule), test_inputs, options.attempts
+    )
+    write_submission(options.out, submission, expected, options.attempts)

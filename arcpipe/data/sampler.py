@@ -12,15 +12,38 @@ is nothing to synchronise. The position (epoch, next group) is the whole sampler
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 
 from arcpipe.arc.encode import PAD
 from arcpipe.data.dataset import Dataset
-from arcpipe.train.act import Batch
 from arcpipe.train.losses import IGNORE
+
+
+@dataclass
+class Batch:
+    """Model inputs and targets for B slots."""
+
+    inputs: torch.Tensor  # (B, S) token ids
+    labels: torch.Tensor  # (B, S) token ids, IGNORE where unsupervised
+    puzzle_ids: torch.Tensor  # (B,)
+
+    def where(self, mask: torch.Tensor, other: Batch) -> Batch:
+        """Rows from ``other`` where ``mask`` (B,) is set, from ``self`` elsewhere."""
+
+        def pick(mine: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
+            return torch.where(mask.view(-1, *[1] * (mine.dim() - 1)), theirs, mine)
+
+        return Batch(
+            pick(self.inputs, other.inputs),
+            pick(self.labels, other.labels),
+            pick(self.puzzle_ids, other.puzzle_ids),
+        )
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(*(getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)))
 
 
 @dataclass

@@ -31,9 +31,7 @@ def trunc_normal_(tensor: torch.Tensor, std: float, generator: torch.Generator) 
 
 def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
     """RMS normalisation over the last axis, without a learned scale, computed in float32."""
-    dtype = x.dtype
-    x = x.float()
-    return (x * torch.rsqrt(x.square().mean(-1, keepdim=True) + eps)).to(dtype)
+    return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
 
 
 def linear(in_features: int, out_features: int, generator: torch.Generator) -> nn.Linear:
@@ -63,23 +61,27 @@ class SwiGLU(nn.Module):
 
 
 class RotaryEmbedding(nn.Module):
-    """Rotary position embedding tables, rotate-half convention, float32 (reference §4.2)."""
+    """Rotary position embedding, rotate-half convention, float32 tables (reference §4.2).
+
+    ``x * cos + rotate_half(x) * sin`` with ``rotate_half(x) = (-x2, x1)``; the sign is folded
+    into a precomputed ``sin`` so one pass over (x2, x1) and one fused multiply-add suffice.
+    """
 
     def __init__(self, head_dim: int, positions: int, theta: float) -> None:
         super().__init__()
         inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
         freqs = torch.outer(torch.arange(positions, dtype=torch.float32), inv_freq)  # (L, K/2)
-        angles = torch.cat([freqs, freqs], dim=-1)  # (L, K)
-        self.register_buffer("cos", angles.cos(), persistent=False)
-        self.register_buffer("sin", angles.sin(), persistent=False)
+        self.register_buffer("cos", torch.cat([freqs.cos(), freqs.cos()], -1), persistent=False)
+        self.register_buffer("sin", torch.cat([-freqs.sin(), freqs.sin()], -1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Rotate ``x`` of shape (B, L, H, K)."""
+        """Rotate ``x`` of shape (B, L, ..., K) along its last axis by position L."""
         half = x.shape[-1] // 2
         xf = x.float()
-        rotated = torch.cat([-xf[..., half:], xf[..., :half]], dim=-1)
-        cos, sin = self.cos[:, None, :], self.sin[:, None, :]  # (L, 1, K)
-        return (xf * cos + rotated * sin).to(x.dtype)
+        swapped = torch.cat([xf[..., half:], xf[..., :half]], dim=-1)  # (x2, x1)
+        shape = (x.shape[1],) + (1,) * (x.dim() - 3) + (x.shape[-1],)  # (L, 1, ..., K)
+        out = torch.addcmul(xf * self.cos.view(shape), swapped, self.sin.view(shape))
+        return out.to(x.dtype)
 
 
 class Attention(nn.Module):
@@ -94,9 +96,10 @@ class Attention(nn.Module):
     def forward(self, h: torch.Tensor, rope: RotaryEmbedding | None) -> torch.Tensor:
         B, L, D = h.shape
         qkv = self.qkv(h).view(B, L, 3, self.heads, D // self.heads)
-        q, k, v = qkv.unbind(dim=2)  # each (B, L, H, K)
+        qk, v = qkv[:, :, :2], qkv[:, :, 2]  # (B, L, 2, H, K), (B, L, H, K)
         if rope is not None:
-            q, k = rope(q), rope(k)
+            qk = rope(qk)  # queries and keys rotated in one pass
+        q, k = qk.unbind(dim=2)
         o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return self.out(o.transpose(1, 2).reshape(B, L, D))  # (B, H, L, K) -> (B, L, D)
 

@@ -168,6 +168,14 @@ class TRM(nn.Module):
         q = self.q_head(y[:, 0]).float()  # (B, 2)
         return StepOutput(RecursionState(y.detach(), z.detach()), logits, q[:, 0], q[:, 1])
 
+    def compile_network(self) -> None:
+        """``torch.compile`` the network f, which the recursion calls T(n+1) times a step.
+
+        Fuses the norms, rotary embedding and SwiGLU gating around the matrix products; the
+        embeddings, heads and the puzzle table stay eager.
+        """
+        self.f = torch.compile(self.f, dynamic=False)
+
     def num_parameters(self) -> int:
         """Trainable parameters (the puzzle table is a buffer and is not counted)."""
         return sum(p.numel() for p in self.parameters())

@@ -10,35 +10,12 @@ other rows of that batch are discarded, as in the reference. Evaluation always r
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
+from arcpipe.data.sampler import Batch
 from arcpipe.model.trm import TRM, RecursionState, StepOutput
-
-
-@dataclass
-class Batch:
-    """Model inputs and targets for B slots."""
-
-    inputs: torch.Tensor  # (B, S) token ids
-    labels: torch.Tensor  # (B, S) token ids, IGNORE where unsupervised
-    puzzle_ids: torch.Tensor  # (B,)
-
-    def where(self, mask: torch.Tensor, other: Batch) -> Batch:
-        """Rows from ``other`` where ``mask`` (B,) is set, from ``self`` elsewhere."""
-
-        def pick(mine: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
-            return torch.where(mask.view(-1, *[1] * (mine.dim() - 1)), theirs, mine)
-
-        return Batch(
-            pick(self.inputs, other.inputs),
-            pick(self.labels, other.labels),
-            pick(self.puzzle_ids, other.puzzle_ids),
-        )
-
-    def to(self, device: torch.device) -> Batch:
-        return Batch(*(getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)))
 
 
 @dataclass
@@ -110,7 +87,7 @@ def act_step(
     state = model.reset(RecursionState(carry.answer, carry.latent), carry.halted)
     steps = torch.where(carry.halted, 0, carry.steps)
     current = carry.batch.where(carry.halted, batch)
-    out = (forward or model)(state, current.inputs, current.puzzle_ids)
+    out = (model if forward is None else forward)(state, current.inputs, current.puzzle_ids)
     max_steps = model.config.supervision_steps
     with torch.no_grad():
         steps = steps + 1

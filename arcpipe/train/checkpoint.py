@@ -26,6 +26,7 @@ import orjson
 import torch
 
 from arcpipe.config import Config, load_config, save_config
+from arcpipe.data.dataset import Dataset
 from arcpipe.errors import ArcpipeError
 from arcpipe.fsutil import write_json_atomic
 
@@ -122,3 +123,60 @@ def prune_checkpoints(run: Path, keep: int) -> None:
 
 def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}"
+
+
+def dataset_identity(dataset: Dataset) -> dict:
+    """What a checkpoint records of its dataset, to refuse a mismatched one later."""
+    return {
+        "fingerprint": dataset.fingerprint,
+        "path": str(dataset.path),
+        "vocab_size": dataset.vocab_size,
+        "seq_len": dataset.seq_len,
+        "canvas": dataset.canvas,
+        "num_puzzle_identifiers": dataset.num_puzzle_identifiers,
+    }
+
+
+def check_dataset(ckpt: Checkpoint, dataset: Dataset, exact: bool) -> None:
+    """Refuse a checkpoint that does not belong to ``dataset`` (never a silent 0% score).
+
+    ``exact``: the puzzle table must be this dataset's (resume, predict); otherwise only the
+    vocabulary and canvas must agree (post-training on new tasks with a fresh table).
+    """
+    theirs = ckpt.state.get("dataset", {})
+    for key in ("vocab_size", "seq_len", "canvas"):
+        if theirs.get(key) != getattr(dataset, key):
+            raise ArcpipeError(
+                f"checkpoint was trained with {key} {theirs.get(key)}, the dataset has "
+                f"{getattr(dataset, key)}",
+                file=ckpt.path,
+            )
+    if exact and theirs.get("fingerprint") != dataset.fingerprint:
+        raise ArcpipeError(
+            f"checkpoint belongs to another dataset ({theirs.get('path')}, "
+            f"{theirs.get('num_puzzle_identifiers')} puzzle ids); its puzzle embeddings do not "
+            f"match {dataset.path} ({dataset.num_puzzle_identifiers} puzzle ids). Use --init-from "
+            "to post-train on new tasks",
+            file=ckpt.path,
+        )
+
+
+def model_from_checkpoint(ckpt: Checkpoint, dataset_dims: dict, device: torch.device):
+    """Rebuild the network from the checkpoint's resolved config alone, with its EMA weights.
+
+    ``dataset_dims`` gives vocab_size, seq_len and num_puzzle_identifiers (the table's size).
+    """
+    from arcpipe.model.trm import TRM
+
+    model = TRM(
+        ckpt.config.model,
+        dataset_dims["vocab_size"],
+        dataset_dims["seq_len"],
+        dataset_dims["num_puzzle_identifiers"],
+    )
+    weights = ckpt.model_weights(prefer_ema=True)
+    table = ckpt.tensors.get("puzzle_table")
+    if table is not None:
+        weights["puzzle_table.weights"] = table["weights"]
+    model.load_state_dict(weights, strict=True)
+    return model.to(device).eval()

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from arcpipe.runtime import tune_allocator
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -32,7 +34,8 @@ class Topology:
 
 
 def setup(device: str = "auto") -> Topology:
-    """Join the process group if launched by torchrun, and pick the device."""
+    """Join the process group if launched by torchrun, pick the device, tune the allocator."""
+    tune_allocator()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

@@ -34,7 +34,9 @@ from arcpipe.train.act import Carry, act_step, draw_exploration, initial_carry
 from arcpipe.train.checkpoint import (
     Checkpoint,
     begin_checkpoint,
+    check_dataset,
     checkpoint_name,
+    dataset_identity,
     finish_checkpoint,
     load_checkpoint,
     point_link,
@@ -76,18 +78,6 @@ class RunResult:
     last_eval: dict = field(default_factory=dict)
 
 
-def dataset_identity(dataset: Dataset) -> dict:
-    """What a checkpoint records of its dataset, to refuse a mismatched one later."""
-    return {
-        "fingerprint": dataset.fingerprint,
-        "path": str(dataset.path),
-        "vocab_size": dataset.vocab_size,
-        "seq_len": dataset.seq_len,
-        "canvas": dataset.canvas,
-        "num_puzzle_identifiers": dataset.num_puzzle_identifiers,
-    }
-
-
 class Trainer:
     """Model, optimizers, EMA, sampler, ACT carry and counters of one run on one rank."""
 
@@ -112,12 +102,12 @@ class Trainer:
             seed=cfg.seed,
         ).to(self.device)
         self.model.compute_dtype = compute_dtype(self.device, cfg.dtype)
-        self.forward = self.model
         if cfg.compile:
-            self.forward = torch.compile(self.model)
+            self.model.compile_network()
+        self.forward = self.model
         if topology.distributed:
             ids = [topology.local_rank] if self.device.type == "cuda" else None
-            self.forward = DistributedDataParallel(self.forward, device_ids=ids)
+            self.forward = DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = make_optimizer(self.model.parameters(), cfg)
         self.sparse = None
         if self.model.puzzle_table is not None:
@@ -301,30 +291,6 @@ def _with_table(weights: dict, table: dict | None) -> dict:
     if table is not None:
         merged["puzzle_table.weights"] = table["weights"]
     return merged
-
-
-def check_dataset(ckpt: Checkpoint, dataset: Dataset, exact: bool) -> None:
-    """Refuse a checkpoint that does not belong to ``dataset`` (never a silent 0% score).
-
-    ``exact``: the puzzle table must be this dataset's (resume, predict); otherwise only the
-    vocabulary and canvas must agree (post-training on new tasks with a fresh table).
-    """
-    theirs = ckpt.state.get("dataset", {})
-    for key in ("vocab_size", "seq_len", "canvas"):
-        if theirs.get(key) != getattr(dataset, key):
-            raise ArcpipeError(
-                f"checkpoint was trained with {key} {theirs.get(key)}, the dataset has "
-                f"{getattr(dataset, key)}",
-                file=ckpt.path,
-            )
-    if exact and theirs.get("fingerprint") != dataset.fingerprint:
-        raise ArcpipeError(
-            f"checkpoint belongs to another dataset ({theirs.get('path')}, "
-            f"{theirs.get('num_puzzle_identifiers')} puzzle ids); its puzzle embeddings do not "
-            f"match {dataset.path} ({dataset.num_puzzle_identifiers} puzzle ids). Use --init-from "
-            "to post-train on new tasks",
-            file=ckpt.path,
-        )
 
 
 # ----------------------------------------------------------------------------- the run

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 from arcpipe.config import ModelConfig
+from arcpipe.data.sampler import Batch
 from arcpipe.model.trm import TRM
-from arcpipe.train.act import Batch, Exploration, act_step, initial_carry
+from arcpipe.train.act import Exploration, act_step, initial_carry
 
 CFG = ModelConfig(
     hidden_size=16,

@@ -1,0 +1,190 @@
+"""Voting, attempts, submissions and scores on hand-made candidates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from arcpipe.arc.candidates import Candidates
+from arcpipe.arc.score import load_solutions, score_submission
+from arcpipe.arc.submission import (
+    fallback_submission,
+    fill_attempts,
+    submission_from_votes,
+    validate_submission,
+    write_submission,
+)
+from arcpipe.arc.vote import pass_at_k, vote
+from arcpipe.cli import main
+from arcpipe.errors import ArcpipeError
+
+A, B, C = (np.full((2, 2), v, dtype=np.uint8) for v in (1, 2, 3))
+INPUT = np.array([[7, 7, 7]], dtype=np.uint8)
+
+
+def make(rows: list[tuple[int, int, np.ndarray, float, float]], tasks=("t0", "t1"), tests=(1, 2)):
+    """Candidates from (task, test, grid, q, logprob) rows; the view is the row index."""
+    task, test, grid, q, lp = zip(*rows)
+    return Candidates.from_grids(
+        list(tasks), list(tests), task, test, range(len(rows)), q, lp, list(grid)
+    )
+
+
+def ranked(votes, task: int, test: int) -> list[int]:
+    return [int(votes.grid(g)[0, 0]) for g in votes.top(task, test, 10)]
+
+
+def test_count_then_mean_q_then_first_appearance() -> None:
+    c = make(
+        [
+            (0, 0, B, 0.9, 0),
+            (0, 0, A, 0.1, 0),
+            (0, 0, A, 0.2, 0),
+            (0, 0, B, 0.9, 0),  # tie 2:2, q
+            (0, 0, C, 0.5, 0),
+            (1, 0, C, 0.5, 0),
+            (1, 0, B, 0.5, 0),  # tie on count and q: first appearance wins
+        ]
+    )
+    votes = vote(c)
+    assert ranked(votes, 0, 0) == [2, 1, 3]
+    assert votes.count[votes.top(0, 0, 1)[0]] == 2
+    assert votes.mean_q[votes.top(0, 0, 1)[0]] == pytest.approx(0.9)
+    assert ranked(votes, 1, 0) == [3, 2]
+    assert ranked(votes, 1, 1) == []
+
+
+def test_other_rules() -> None:
+    c = make(
+        [
+            (0, 0, A, 0.1, -0.1),
+            (0, 0, A, 0.1, -0.1),
+            (0, 0, A, 0.1, -0.1),
+            (0, 0, B, 0.9, -2.0),
+            (0, 0, C, 0.8, -0.01),
+        ]
+    )
+    assert ranked(vote(c, "count"), 0, 0) == [1, 2, 3]
+    assert ranked(vote(c, "q_weighted"), 0, 0) == [2, 3, 1]  # 0.9 > 0.8 > 0.3
+    assert ranked(vote(c, "consistency"), 0, 0) == [3, 1, 2]  # mean log-probability
+
+
+def test_fill_rule_and_fallback() -> None:
+    assert fill_attempts([A, B, C], INPUT, 2) == [A.tolist(), B.tolist()]
+    assert fill_attempts([A], INPUT, 2) == [A.tolist(), INPUT.tolist()]
+    assert fill_attempts([INPUT], INPUT, 3) == [INPUT.tolist()] * 3
+    assert fill_attempts([], INPUT, 2) == [INPUT.tolist(), INPUT.tolist()]
+    sub = fallback_submission({"x": [INPUT, A]}, 2)
+    assert sub == {
+        "x": [
+            {"attempt_1": INPUT.tolist(), "attempt_2": INPUT.tolist()},
+            {"attempt_1": A.tolist(), "attempt_2": A.tolist()},
+        ]
+    }
+
+
+def test_submission_keeps_every_test_input_in_order_even_without_candidates() -> None:
+    c = make([(1, 1, B, 0.5, 0), (1, 1, B, 0.5, 0), (1, 1, C, 0.5, 0), (0, 0, A, 0.5, 0)])
+    inputs = {"t0": [INPUT], "t1": [INPUT, INPUT], "t2": [INPUT]}  # t2: no candidates at all
+    sub = submission_from_votes(vote(c), inputs, k=2)
+    assert list(sub) == ["t0", "t1", "t2"]
+    assert sub["t1"][0] == {"attempt_1": INPUT.tolist(), "attempt_2": INPUT.tolist()}
+    assert sub["t1"][1] == {"attempt_1": B.tolist(), "attempt_2": C.tolist()}
+    assert sub["t0"][0] == {"attempt_1": A.tolist(), "attempt_2": INPUT.tolist()}
+    validate_submission(sub, {"t0": 1, "t1": 2, "t2": 1}, k=2)
+
+
+def test_hand_computed_scores() -> None:
+    solutions = {"t0": [A], "t1": [B, C]}
+    sub = {
+        "t0": [{"attempt_1": C.tolist(), "attempt_2": A.tolist()}],  # right on attempt 2
+        "t1": [
+            {"attempt_1": B.tolist(), "attempt_2": B.tolist()},  # right
+            {"attempt_1": A.tolist(), "attempt_2": A.tolist()},
+        ],  # wrong
+    }
+    score = score_submission(sub, solutions)
+    assert score.task_score == pytest.approx((1 + 0.5) / 2)
+    assert score.output_score == pytest.approx(2 / 3)
+    assert [t.attempts_used for t in score.tasks] == [[2], [1, 0]]
+
+
+def test_pass_at_k_both_averages() -> None:
+    c = make(
+        [
+            (0, 0, A, 0.5, 0),
+            (0, 0, B, 0.5, 0),
+            (0, 0, B, 0.5, 0),
+            (1, 0, C, 0.5, 0),
+            (1, 1, A, 0.5, 0),
+        ]
+    )
+    result = pass_at_k(vote(c), {"t0": [A], "t1": [C, B]}, ks=(1, 2))
+    assert result["pass@1"] == pytest.approx((0 + 0.5) / 2)
+    assert result["pass@2"] == pytest.approx((1 + 0.5) / 2)
+    assert result["pass@2_outputs"] == pytest.approx(2 / 3)
+
+
+def test_candidates_round_trip(tmp_path: Path) -> None:
+    c = make(
+        [(0, 0, A, 0.25, -1.5), (1, 1, np.arange(6, dtype=np.uint8).reshape(2, 3), 0.75, -0.5)]
+    )
+    c.meta["malformed"] = 3
+    c.save(tmp_path / "c.npz")
+    back = Candidates.load(tmp_path / "c.npz")
+    assert back.task_ids == ["t0", "t1"] and back.meta["malformed"] == 3
+    assert np.array_equal(back.grid(1), c.grid(1)) and back.q_halt.tolist() == [0.25, 0.75]
+    (tmp_path / "bad.npz").write_bytes(b"nope")
+    with pytest.raises(ArcpipeError, match="cannot read candidates"):
+        Candidates.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda s: s.pop("t1"), "task t1: missing from the submission"),
+        (lambda s: s["t1"].pop(), "task t1: has 1 entries for 2 test inputs"),
+        (lambda s: s["t1"][1].pop("attempt_2"), "task t1 test[1]: missing 'attempt_2'"),
+        (lambda s: s["t0"][0].update(attempt_1=[[1, 2], [3]]), "test[0].attempt_1: ragged"),
+        (lambda s: s["t0"][0].update(attempt_1=[[10]]), "is 10"),
+        (lambda s: s["t0"][0].update(attempt_2=[[0] * 31]), "larger than the 30x30"),
+    ],
+    ids=["missing-task", "wrong-count", "missing-attempt", "ragged", "colour", "too-large"],
+)
+def test_malformed_submission_is_one_line_exit_2(tmp_path: Path, mutate, message: str) -> None:
+    good = {
+        "t0": [{"attempt_1": [[1]], "attempt_2": [[2]]}],
+        "t1": [{"attempt_1": [[1]], "attempt_2": [[2]]}] * 2,
+    }
+    solutions = tmp_path / "x_solutions.json"
+    solutions.write_bytes(orjson.dumps({"t0": [[[1]]], "t1": [[[2]], [[3]]]}))
+    bad = orjson.loads(orjson.dumps(good))
+    mutate(bad)
+    path = tmp_path / "submission.json"
+    path.write_bytes(orjson.dumps(bad))
+    result = CliRunner().invoke(main, ["score", str(path), str(solutions)])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+    path.write_bytes(orjson.dumps(good))
+    ok = CliRunner().invoke(main, ["score", str(path), str(solutions), "--json"])
+    assert ok.exit_code == 0
+    assert orjson.loads(ok.stdout)["task_score"] == pytest.approx(0.75)
+
+
+def test_write_submission_validates_before_writing(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    write_submission(path, {"t": [{"attempt_1": [[1]], "attempt_2": [[1]]}]}, {"t": 1}, 2)
+    with pytest.raises(ArcpipeError):
+        write_submission(path, {"t": []}, {"t": 1}, 2)
+    assert orjson.loads(path.read_bytes())["t"][0]["attempt_1"] == [[1]]  # old file intact
+
+
+def test_load_solutions_from_kaggle_file_and_task_folder(shared_data) -> None:
+    kaggle = shared_data / "kaggle" / "arc-prize-2025" / "arc-agi_evaluation_solutions.json"
+    assert len(load_solutions(kaggle)) == 120
+    folder = load_solutions(shared_data / "arc-agi-1" / "evaluation")
+    assert len(folder) == 400 and sum(len(v) for v in folder.values()) == 419

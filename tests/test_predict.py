@@ -1,0 +1,177 @@
+"""Prediction: the oracle path scores 1.0 on real data; the command always leaves a valid file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from click.testing import CliRunner
+
+import arcpipe.predict as predict_module
+from arcpipe.arc.build import BuildOptions, build_arc_dataset
+from arcpipe.arc.candidates import Candidates
+from arcpipe.arc.encode import grid_to_tokens
+from arcpipe.arc.presets import resolve_preset
+from arcpipe.arc.score import load_solutions, score_submission
+from arcpipe.arc.submission import submission_from_votes, validate_submission
+from arcpipe.arc.vote import vote
+from arcpipe.cli import main
+from arcpipe.data.dataset import Dataset
+from arcpipe.predict import ViewOutputs, target_test_inputs, to_candidates, view_rows
+
+
+def oracle_outputs(dataset: Dataset, rows: np.ndarray, solutions) -> ViewOutputs:
+    """What a perfect model would answer for each view: the truth, transformed into the view."""
+    tokens = []
+    for row in rows:
+        view = dataset.view("test", int(row))
+        truth = solutions[view.task_id][view.pair_index]
+        tokens.append(grid_to_tokens(view.transform.view(truth), dataset.canvas))
+    n = len(rows)
+    return ViewOutputs(
+        np.stack(tokens),
+        np.zeros((n, dataset.seq_len), np.float32),
+        np.full(n, 0.5, np.float32),
+        np.ones(n, bool),
+        np.full(n, 16, np.int32),
+    )
+
+
+@pytest.mark.parametrize("preset", ["arc-agi-1", "arc-agi-2"])
+def test_oracle_predictions_score_one_through_the_whole_inverse_path(
+    shared_data: Path, tmp_path: Path, preset: str
+) -> None:
+    sources = resolve_preset(preset, shared_data)
+    build_arc_dataset(
+        sources.train, sources.eval, tmp_path / "ds", BuildOptions(num_aug=4), quiet=True
+    )
+    dataset = Dataset.open(tmp_path / "ds")
+    solutions = load_solutions(sources.eval)
+    rows = view_rows(dataset, "test", views=3)
+    assert len(rows) == 3 * sum(len(v) for v in solutions.values())
+    candidates = to_candidates(dataset, "test", rows, oracle_outputs(dataset, rows, solutions))
+    assert candidates.meta["malformed"] == 0
+    submission = submission_from_votes(vote(candidates), target_test_inputs(dataset), k=2)
+    score = score_submission(submission, solutions)
+    assert score.task_score == 1.0 and score.output_score == 1.0
+    assert len(score.tasks) == len(solutions)
+
+
+@pytest.fixture(scope="module")
+def trained_run(sample_dataset: Path, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("predict") / "run"
+    sets = [
+        "model.hidden_size=32",
+        "model.puzzle_emb_dim=32",
+        "model.num_heads=2",
+        "model.cycles=1",
+        "model.latent_steps=1",
+        "model.supervision_steps=2",
+        "train.global_batch_size=4",
+    ]
+    args = [
+        "train",
+        "--data",
+        str(sample_dataset),
+        "--out",
+        str(run),
+        "--max-steps",
+        "3",
+        "--quiet",
+    ]
+    for s in sets:
+        args += ["--set", s]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    return run
+
+
+def predict_args(run: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return ["predict", "--run", str(run), "--data", str(data), "--out", str(out), "--quiet", *extra]
+
+
+def test_predict_writes_a_valid_submission_and_candidates(
+    trained_run, sample_dataset, tmp_path
+) -> None:
+    out = tmp_path / "submission.json"
+    result = CliRunner().invoke(main, predict_args(trained_run, sample_dataset, out))
+    assert result.exit_code == 0, result.output
+    dataset = Dataset.open(sample_dataset)
+    inputs = target_test_inputs(dataset)
+    submission = orjson.loads(out.read_bytes())
+    validate_submission(submission, {t: len(g) for t, g in inputs.items()}, k=2)
+    assert list(submission) == list(inputs)  # every target task, in order
+    candidates = Candidates.load(tmp_path / "submission.candidates.npz")
+    assert len(candidates) + candidates.meta["malformed"] == len(dataset.examples("test"))
+    truths = {
+        t.id: [o.tolist() for _, o in dataset.task_pairs(t)[t.num_train :]]
+        for t in dataset.tasks
+        if t.role == "target"
+    }
+    solutions = tmp_path / "sample_solutions.json"
+    solutions.write_bytes(orjson.dumps(truths))
+    score = CliRunner().invoke(
+        main,
+        [
+            "score",
+            str(out),
+            str(solutions),
+            "--candidates",
+            str(tmp_path / "submission.candidates.npz"),
+        ],
+    )
+    assert score.exit_code == 0, score.output
+    assert "score per task (ARC Prize)" in score.stdout and "pass@1000" in score.stdout
+
+
+def test_max_time_zero_still_leaves_a_complete_submission(
+    trained_run, sample_dataset, tmp_path
+) -> None:
+    out = tmp_path / "s.json"
+    result = CliRunner().invoke(
+        main, predict_args(trained_run, sample_dataset, out, "--max-time", "0s")
+    )
+    assert result.exit_code == 0 and "stopped by --max-time" in result.stdout
+    inputs = target_test_inputs(Dataset.open(sample_dataset))
+    validate_submission(orjson.loads(out.read_bytes()), {t: len(g) for t, g in inputs.items()}, k=2)
+
+
+def test_a_crash_mid_inference_leaves_the_fallback(
+    trained_run, sample_dataset, tmp_path, monkeypatch
+) -> None:
+    out = tmp_path / "s.json"
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("CUDA error: out of memory")
+
+    monkeypatch.setattr(predict_module, "run_views", explode)
+    result = CliRunner().invoke(main, predict_args(trained_run, sample_dataset, out))
+    assert isinstance(result.exception, RuntimeError)
+    inputs = target_test_inputs(Dataset.open(sample_dataset))
+    submission = orjson.loads(out.read_bytes())
+    validate_submission(submission, {t: len(g) for t, g in inputs.items()}, k=2)
+    first = next(iter(inputs))
+    assert submission[first][0]["attempt_1"] == inputs[first][0].tolist()  # the fallback
+
+
+def test_views_option_and_dataset_mismatch(trained_run, sample_dataset, tmp_path) -> None:
+    out = tmp_path / "s.json"
+    result = CliRunner().invoke(
+        main, predict_args(trained_run, sample_dataset, out, "--views", "1")
+    )
+    assert result.exit_code == 0
+    dataset = Dataset.open(sample_dataset)
+    targets = sum(t.num_test for t in dataset.tasks if t.role == "target")
+    assert len(Candidates.load(tmp_path / "s.candidates.npz")) <= targets  # one view each
+    other = tmp_path / "other"
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    build_arc_dataset(
+        [sample / "training"],
+        sample / "evaluation",
+        other,
+        BuildOptions(num_aug=1, canvas=10, tasks=("rotate_90", "scale_x2")),
+        quiet=True,
+    )
+    wrong = CliRunner().invoke(main, predict_args(trained_run, other, tmp_path / "w.json"))
+    assert wrong.exit_code == 2 and "belongs to another dataset" in wrong.stderr
