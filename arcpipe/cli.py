@@ -245,7 +245,13 @@ def train(
 
 
 @main.command()
-@click.option("--run", "run_dir", type=click.Path(path_type=Path), help="Run directory.")
+@click.option(
+    "--run",
+    "--run-dir",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    help="Run directory (spell it --run-dir under torchrun, which claims --run).",
+)
 @click.option(
     "--checkpoint", default="best", show_default=True, help="best, last, or a checkpoint directory."
 )
@@ -423,6 +429,25 @@ def report(
     stdout.print(f"{summary.tasks} tasks, {summary.solved} solved; report {out}")
 
 
+# ----------------------------------------------------------------------------- export
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--checkpoint", default="best", show_default=True, help="best, last, or a checkpoint directory."
+)
+@click.option("--overwrite", is_flag=True)
+def export(run: Path, out: Path, checkpoint: str, overwrite: bool) -> None:
+    """Write a slim model of RUN to OUT: EMA weights, config, mean puzzle embedding."""
+    from arcpipe.export import export_checkpoint, export_size
+    from arcpipe.predict import resolve_checkpoint
+
+    export_checkpoint(resolve_checkpoint(run, checkpoint), out, overwrite=overwrite)
+    stdout.print(f"export {out} ({export_size(out):,} bytes)")
+
+
 # ----------------------------------------------------------------------------- demo
 
 
@@ -434,12 +459,22 @@ def report(
     type=click.Path(path_type=Path),
     help="Folder for everything the demo writes.",
 )
+@click.option("--steps", default=400, show_default=True, help="Training steps (~0.45 s each).")
 @click.option("--quiet", is_flag=True)
-def demo(out: Path, quiet: bool) -> None:
-    """Run the whole flow on the project's sample tasks (data/sample)."""
-    from arcpipe.demo import run_demo
+def demo(out: Path, steps: int, quiet: bool) -> None:
+    """Run the whole flow on the project's sample tasks: build, train, predict, score, report."""
+    from arcpipe.demo import DEMO_BUILD, run_demo
 
-    run_demo(out, quiet=quiet, print_summary=print_build_summary)
+    result = run_demo(out, steps=steps, quiet=quiet)
+    print_build_summary(result.data, DEMO_BUILD.num_aug)
+    solved = ", ".join(result.solved) or "none"
+    stdout.print(
+        f"score {result.task_score:.3f} per task, {result.output_score:.3f} over test outputs "
+        f"(solved: {solved})\n"
+        f"run        {result.run}\n"
+        f"submission {result.submission}\n"
+        f"report     {result.report}"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

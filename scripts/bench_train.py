@@ -3,9 +3,9 @@
 Runs the real training step (``Trainer.train_step``) on a dataset built from the project's
 sample tasks on the 30x30 canvas (sequence 900 + 16 prefix positions, as ARC), for the paper's ARC
 config and a hidden-128 variant, at the given batch sizes. Reports seconds per step, examples/s,
-achieved model FLOP/s (matrix products counted analytically; median step time) and its ratio to a large float32
-matmul on the same machine. The reference's figures (its code, float32, eager, 2 threads) are
-printed beside ours.
+achieved model FLOP/s (matrix products counted analytically; median step time) and its ratio
+to a large float32 matmul on the same machine. The reference's figures (its code, float32,
+eager, 2 threads) are printed beside ours.
 
     python scripts/bench_train.py [--batches 4 16] [--steps 3] [--compile] [--device cpu]
 """
@@ -130,7 +130,8 @@ def main() -> None:
         peak = matmul_flops_per_second(torch.device(args.device))
         print(f"large float32 matmul: {peak / 1e9:.1f} GFLOP/s")
         print(
-            "| config | batch | s/step | examples/s | GFLOP/s | of matmul | reference s/step | speed-up |"
+            "| config | batch | s/step | examples/s | GFLOP/s | of matmul | reference s/step "
+            "| speed-up |"
         )
         print("|---|---|---|---|---|---|---|---|")
         rows = []

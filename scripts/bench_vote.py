@@ -57,8 +57,13 @@ def main() -> None:
 
     sources = resolve_preset("arc-agi-1", args.data_root)
     with tempfile.TemporaryDirectory() as tmp:
-        build_arc_dataset(sources.train, sources.eval, Path(tmp) / "ds",
-                          BuildOptions(num_aug=args.num_aug), quiet=True)
+        build_arc_dataset(
+            sources.train,
+            sources.eval,
+            Path(tmp) / "ds",
+            BuildOptions(num_aug=args.num_aug),
+            quiet=True,
+        )
         dataset = Dataset.open(Path(tmp) / "ds")
         solutions = load_solutions(sources.eval)
         boards = simulated_boards(dataset, solutions, np.random.default_rng(0))
@@ -68,9 +73,13 @@ def main() -> None:
         for lo in range(0, len(rows), args.chunk):
             chunk = rows[lo : lo + args.chunk]
             n = len(chunk)
-            outputs = ViewOutputs(boards[chunk], np.zeros((n, dataset.seq_len), np.float32),
-                                  np.full(n, 0.5, np.float32), np.zeros(n, bool),
-                                  np.full(n, 16, np.int32))
+            outputs = ViewOutputs(
+                boards[chunk],
+                np.zeros((n, dataset.seq_len), np.float32),
+                np.full(n, 0.5, np.float32),
+                np.zeros(n, bool),
+                np.full(n, 16, np.int32),
+            )
             parts.append(to_candidates(dataset, "test", chunk, outputs))
         from arcpipe.arc.candidates import Candidates
 
@@ -83,9 +92,14 @@ def main() -> None:
         score = score_submission(submission, solutions)
     total = convert + voting
     print(f"views: {len(rows):,}")
-    print(f"board -> candidate (crop, invert): {convert:.1f} s ({convert / len(rows) * 1e6:.0f} us/view)")
+    print(
+        f"board -> candidate (crop, invert): {convert:.1f} s "
+        f"({convert / len(rows) * 1e6:.0f} us/view)"
+    )
     print(f"vote + submission: {voting:.2f} s ({voting / len(rows) * 1e6:.1f} us/view)")
-    print(f"total {total:.1f} s vs reference {REFERENCE_SECONDS} s: {REFERENCE_SECONDS / total:.1f}x")
+    print(
+        f"total {total:.1f} s vs reference {REFERENCE_SECONDS} s: {REFERENCE_SECONDS / total:.1f}x"
+    )
     print(f"score of the simulated votes: {score.task_score:.4f} (per task)")
 
 

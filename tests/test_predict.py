@@ -175,3 +175,57 @@ def test_views_option_and_dataset_mismatch(trained_run, sample_dataset, tmp_path
     )
     wrong = CliRunner().invoke(main, predict_args(trained_run, other, tmp_path / "w.json"))
     assert wrong.exit_code == 2 and "belongs to another dataset" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_predict_the_same_views(trained_run, sample_dataset, tmp_path) -> None:
+    """Under torchrun the views are split across ranks and gathered: the same candidates."""
+    import os
+    import subprocess
+    import sys
+
+    single = tmp_path / "single.json"
+    assert (
+        CliRunner().invoke(main, predict_args(trained_run, sample_dataset, single)).exit_code == 0
+    )
+    double = tmp_path / "double.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        str(29700 + os.getpid() % 1000),
+        "-m",
+        "arcpipe",
+        "predict",
+        "--run-dir",
+        str(trained_run),
+        "--data",
+        str(sample_dataset),
+        "--out",
+        str(double),
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a = Candidates.load(tmp_path / "single.candidates.npz")
+    b = Candidates.load(tmp_path / "double.candidates.npz")
+    order_a, order_b = np.argsort(a.view), np.argsort(b.view)
+    assert np.array_equal(a.view[order_a], b.view[order_b])
+    same = [np.array_equal(a.grid(i), b.grid(j)) for i, j in zip(order_a, order_b)]
+    assert sum(same) >= 0.95 * len(same)  # float sums in other batch shapes may flip a rare tie
+    inputs = target_test_inputs(Dataset.open(sample_dataset))
+    validate_submission(
+        orjson.loads(double.read_bytes()), {t: len(g) for t, g in inputs.items()}, k=2
+    )

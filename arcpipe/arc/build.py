@@ -10,7 +10,6 @@ one example per variant left at the origin (reference §1.4); test and validatio
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,17 +22,10 @@ from arcpipe.arc.augment import transposes
 from arcpipe.arc.encode import COLOUR_OFFSET, DEFAULT_CANVAS, EOS, PAD, VOCAB_SIZE
 from arcpipe.arc.tasks import Task, load_source, merge_sources, source_digest
 from arcpipe.arc.variants import draw_variants, task_seed
-from arcpipe.data.dataset import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    MANIFEST,
-    TASKS_FILE,
-    Dataset,
-    TaskInfo,
-)
+from arcpipe.data.dataset import Dataset, TaskInfo, task_table, write_dataset
 from arcpipe.data.reference_layout import write_reference_layout
 from arcpipe.errors import ArcpipeError
-from arcpipe.fsutil import atomic_directory, write_json_atomic
+from arcpipe.fsutil import atomic_directory
 from arcpipe.progress import Progress
 
 _VARIANT_STREAM, _TRANSLATION_STREAM, _VALIDATION_STREAM = 0, 1, 2
@@ -265,7 +257,9 @@ def build_arc_dataset(
                 records[split].append(_split_records(ids, pair_ids, offsets))
             progress.advance(1, item.task.id)
 
+    task_ids, tasks = task_table(_task_infos(roled, first_pair, variant_rows))
     arrays = {
+        "tasks": tasks,
         "cells": cells,
         "grids": grids,
         "pairs": pairs,
@@ -273,7 +267,6 @@ def build_arc_dataset(
         "colours": np.concatenate(colour_rows),
     }
     splits = {s: np.concatenate(r) for s, r in records.items() if r}
-    task_table = _task_table(roled, first_pair, variant_rows)
     counts = {
         "tasks": len(roled),
         "variants": num_variants,
@@ -281,15 +274,17 @@ def build_arc_dataset(
         **{f"{s}_examples": len(a) for s, a in splits.items()},
     }
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        digests = {f"{n}.npy": _save(tmp / f"{n}.npy", a) for n, a in {**arrays, **splits}.items()}
-        write_json_atomic(tmp / TASKS_FILE, task_table)
-        digests[TASKS_FILE] = _digest(tmp / TASKS_FILE)
-        manifest = _manifest(train_sources, eval_source, options, counts, splits, digests)
+        head = _manifest_head(train_sources, eval_source, options, counts)
         if options.materialize:
-            tasks = [TaskInfo(**t) for t in task_table]
-            dataset = Dataset(tmp, manifest, tasks, arrays, splits)
+            dataset = Dataset(
+                tmp,
+                {**head, "splits": {s: len(a) for s, a in splits.items()}},
+                task_ids,
+                arrays,
+                splits,
+            )
             write_reference_layout(dataset, tmp, quiet=quiet)
-        write_json_atomic(tmp / MANIFEST, manifest)
+        write_dataset(tmp, task_ids, arrays, splits, head)
     return BuildSummary(
         path=out,
         counts=counts,
@@ -302,45 +297,30 @@ def build_arc_dataset(
     )
 
 
-def _task_table(
+def _task_infos(
     roled: Sequence[_RoledTask], first_pair: np.ndarray, variant_rows: list[np.ndarray]
-) -> list[dict]:
+) -> list[TaskInfo]:
     starts = np.concatenate([[0], np.cumsum([len(v) for v in variant_rows])])
     return [
-        {
-            "id": r.task.id,
-            "role": r.role,
-            "source": r.source,
-            "first_pair": int(first_pair[i]),
-            "num_train": len(r.task.train),
-            "num_test": len(r.task.test),
-            "first_variant": int(starts[i]),
-            "num_variants": len(variant_rows[i]),
-        }
+        TaskInfo(
+            r.task.id,
+            r.role,
+            r.source,
+            int(first_pair[i]),
+            len(r.task.train),
+            len(r.task.test),
+            int(starts[i]),
+            len(variant_rows[i]),
+        )
         for i, r in enumerate(roled)
     ]
 
 
-def _save(path: Path, array: np.ndarray) -> str:
-    np.save(path, np.ascontiguousarray(array), allow_pickle=False)
-    return _digest(path)
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _manifest(
+def _manifest_head(
     train_sources: Sequence[str | Path],
     eval_source: str | Path,
     options: BuildOptions,
     counts: dict[str, int],
-    splits: dict[str, np.ndarray],
-    digests: dict[str, str],
 ) -> dict:
     sources = [
         {"path": str(s), "role": "train", "sha256": source_digest(s)} for s in train_sources
@@ -348,8 +328,6 @@ def _manifest(
     opts = asdict(options)
     opts["tasks"] = None if options.tasks is None else list(options.tasks)
     return {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
         "arcpipe_version": __version__,
         "kind": "arc",
         "seed": options.seed,
@@ -359,6 +337,4 @@ def _manifest(
         "canvas": options.canvas,
         "seq_len": options.canvas * options.canvas,
         "counts": counts,
-        "splits": {s: len(a) for s, a in splits.items()},
-        "files": digests,
     }

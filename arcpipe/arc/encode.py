@@ -82,9 +82,12 @@ def encode_examples(
     pairs: np.ndarray,
     dihedrals: np.ndarray,
     colours: np.ndarray,
+    row_perms: np.ndarray,
+    col_perms: np.ndarray,
     pair_ids: np.ndarray,
     offsets: np.ndarray,
     canvas: int,
+    offset_token: int,
     inputs: np.ndarray,
     labels: np.ndarray,
 ) -> None:
@@ -95,10 +98,13 @@ def encode_examples(
         grids: int64 [G, 3], each grid's (first cell, height, width).
         pairs: int32 [P, 2], each pair's (input grid, output grid or -1 when unknown).
         dihedrals: [B] dihedral id of each example's variant.
-        colours: uint8 [B, 10] colour map of each example's variant.
+        colours: uint8 [B, 10] value map of each example's variant.
+        row_perms, col_perms: uint8 [B, canvas] row i of the view is row ``row_perms[i]`` of the
+            dihedral transform (identity for ARC; Sudoku's band and row shuffles); likewise columns.
         pair_ids: [B] pair of each example.
         offsets: [B, 2] (row, column) translation of each example.
         canvas: board side.
+        offset_token: token of cell value 0 (COLOUR_OFFSET for ARC).
         inputs, labels: uint8 [B, canvas * canvas] outputs; a pair with an unknown output gets an
             all-PAD label row (nothing supervised).
     """
@@ -116,8 +122,8 @@ def encode_examples(
             for i in range(th):
                 row = (r0 + i) * canvas + c0
                 for j in range(tw):
-                    si, sj = dihedral_source(d, i, j, h, w)
-                    out[row + j] = colours[b, cells[start + si * w + sj]] + COLOUR_OFFSET
+                    si, sj = dihedral_source(d, row_perms[b, i], col_perms[b, j], h, w)
+                    out[row + j] = colours[b, cells[start + si * w + sj]] + offset_token
                 if c0 + tw < canvas:
                     out[row + tw] = EOS
             if r0 + th < canvas:

@@ -6,17 +6,23 @@ encoded on the fly (:meth:`Dataset.encode`), bit-identically on every call.
 
 Files (all arrays are ``.npy``, opened with ``mmap_mode="r"``)::
 
-    manifest.json        written last; format version, options, sources, vocabulary, counts, digests
-    tasks.json           per task: id, source, role, first pair, #train/#test pairs, variants
+    manifest.json        written last; format version, kind, options, sources, vocabulary, canvas,
+                         counts, and the sha256 of every other file
+    task_ids.json        the task ids, in task order
+    tasks.npy            int64 [T, 7]          (role, source, first pair, #train pairs, #test pairs,
+                                               first variant, #variants) per task
     cells.npy            uint8 [total_cells]   every original grid, flattened back to back
     grids.npy            int64 [G, 3]          (first cell, height, width) of each grid
     pairs.npy            int32 [P, 2]          (input grid, output grid or -1 when unknown)
     variants.npy         int32 [V, 3]          (task, dihedral id, puzzle id)
-    colours.npy          uint8 [V, 10]         each variant's colour map (colours[0] == 0)
+    colours.npy          uint8 [V, 10]         each variant's value map (colours[0] == 0)
+    row_perms.npy        uint8 [V, canvas]     optional: rows of the transformed grid, permuted
+    col_perms.npy        uint8 [V, canvas]     optional: columns likewise (Sudoku's bands/stacks)
     <split>.npy          int32 [N, 4]          (variant, pair, row offset, column offset), sorted
                                                by variant; splits: train, test and optionally val
 
-Puzzle id 0 is the blank (padding) id; variant ``v`` of the build has puzzle id ``v + 1``.
+A cell value ``c`` becomes token ``c + vocab.colour_offset`` (ARC: 2, after PAD 0 and EOS 1).
+Puzzle id 0 is the blank (padding) id; an ARC variant ``v`` has puzzle id ``v + 1``.
 """
 
 from __future__ import annotations
@@ -31,13 +37,16 @@ import orjson
 from arcpipe.arc.augment import Transform
 from arcpipe.arc.encode import encode_examples
 from arcpipe.errors import ArcpipeError
+from arcpipe.fsutil import write_json_atomic
 
 FORMAT_NAME = "arcpipe-dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
-TASKS_FILE = "tasks.json"
-ARRAYS = ("cells", "grids", "pairs", "variants", "colours")
+TASK_IDS = "task_ids.json"
+ARRAYS = ("tasks", "cells", "grids", "pairs", "variants", "colours")
+OPTIONAL_ARRAYS = ("row_perms", "col_perms")
 SPLITS = ("train", "val", "test")
+ROLES = ("train", "target", "val")
 BLANK_PUZZLE_ID = 0
 
 
@@ -75,17 +84,28 @@ class Dataset:
         self,
         path: Path,
         manifest: dict,
-        tasks: list[TaskInfo],
+        task_ids: list[str],
         arrays: dict[str, np.ndarray],
         splits: dict[str, np.ndarray],
         fingerprint: str = "",
     ) -> None:
         self.path = path
         self.manifest = manifest
-        self.tasks = tasks
+        self.task_ids = task_ids
         self.arrays = arrays
         self.splits = splits
         self.fingerprint = fingerprint  # sha256 of manifest.json, which holds every file's digest
+        self._tasks: list[TaskInfo] | None = None
+
+    @property
+    def tasks(self) -> list[TaskInfo]:
+        """The task table as records (built on first use)."""
+        if self._tasks is None:
+            rows = np.asarray(self.arrays["tasks"]).tolist()
+            self._tasks = [
+                TaskInfo(task_id, ROLES[r[0]], *r[1:]) for task_id, r in zip(self.task_ids, rows)
+            ]
+        return self._tasks
 
     @classmethod
     def open(cls, path: str | Path) -> Dataset:
@@ -112,14 +132,15 @@ class Dataset:
                 "rebuild it with this arcpipe's build-data",
                 file=manifest_path,
             )
-        tasks = [TaskInfo(**t) for t in orjson.loads((path / TASKS_FILE).read_bytes())]
+        task_ids = orjson.loads((path / TASK_IDS).read_bytes())
 
         def load(name: str) -> np.ndarray:
             return np.load(path / f"{name}.npy", mmap_mode="r")
 
         arrays = {name: load(name) for name in ARRAYS}
+        arrays.update({n: load(n) for n in OPTIONAL_ARRAYS if (path / f"{n}.npy").exists()})
         splits = {s: load(s) for s in SPLITS if s in manifest["splits"]}
-        return cls(path, manifest, tasks, arrays, splits, hashlib.sha256(raw).hexdigest())
+        return cls(path, manifest, task_ids, arrays, splits, hashlib.sha256(raw).hexdigest())
 
     @property
     def canvas(self) -> int:
@@ -156,9 +177,14 @@ class Dataset:
 
     def encode_records(self, records: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Encode example records (int32 [B, 4]) directly; see :meth:`encode`."""
-        variants = np.asarray(self.arrays["variants"][records[:, 0]])
-        colours = np.asarray(self.arrays["colours"][records[:, 0]])
+        which = records[:, 0]
+        variants = np.asarray(self.arrays["variants"][which])
         n = len(records)
+        identity = np.broadcast_to(np.arange(self.canvas, dtype=np.uint8), (n, self.canvas))
+        row_perms, col_perms = (
+            np.asarray(self.arrays[name][which]) if name in self.arrays else identity
+            for name in OPTIONAL_ARRAYS
+        )
         inputs = np.empty((n, self.seq_len), dtype=np.uint8)
         labels = np.empty((n, self.seq_len), dtype=np.uint8)
         encode_examples(
@@ -166,10 +192,13 @@ class Dataset:
             self.arrays["grids"],
             self.arrays["pairs"],
             variants[:, 1],
-            colours,
+            np.asarray(self.arrays["colours"][which]),
+            np.ascontiguousarray(row_perms),
+            np.ascontiguousarray(col_perms),
             records[:, 1],
             records[:, 2:4],
             self.canvas,
+            int(self.manifest["vocab"]["colour_offset"]),
             inputs,
             labels,
         )
@@ -183,6 +212,10 @@ class Dataset:
         index = pair - task.first_pair
         if split != "train":
             index -= task.num_train
+        identity = np.arange(self.canvas)
+        for name in OPTIONAL_ARRAYS:
+            if name in self.arrays and not np.array_equal(self.arrays[name][variant], identity):
+                raise NotImplementedError("a view with permuted rows/columns has no Transform")
         transform = Transform(d, np.array(self.arrays["colours"][variant]))
         return View(task.id, index, puzzle_id, transform)
 
@@ -197,3 +230,59 @@ class Dataset:
             task.first_pair : task.first_pair + task.num_train + task.num_test
         ]
         return [(self.grid(i), None if o < 0 else self.grid(o)) for i, o in pairs]
+
+
+def task_table(tasks: list[TaskInfo]) -> tuple[list[str], np.ndarray]:
+    """The ids and the int64 [T, 7] array that store a task list."""
+    rows = [
+        (
+            ROLES.index(t.role),
+            t.source,
+            t.first_pair,
+            t.num_train,
+            t.num_test,
+            t.first_variant,
+            t.num_variants,
+        )
+        for t in tasks
+    ]
+    return [t.id for t in tasks], np.array(rows, dtype=np.int64).reshape(-1, 7)
+
+
+def write_dataset(
+    folder: Path,
+    task_ids: list[str],
+    arrays: dict[str, np.ndarray],
+    splits: dict[str, np.ndarray],
+    manifest: dict,
+) -> dict:
+    """Write every file into ``folder`` (normally a temporary directory), the manifest last.
+
+    ``manifest`` holds the kind-specific fields; the format, version, counts, split sizes and
+    file digests are added here. Returns the manifest as written.
+    """
+    digests = {}
+    for name, array in {**arrays, **splits}.items():
+        path = folder / f"{name}.npy"
+        np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+        digests[path.name] = file_digest(path)
+    write_json_atomic(folder / TASK_IDS, task_ids)
+    digests[TASK_IDS] = file_digest(folder / TASK_IDS)
+    written = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        **manifest,
+        "splits": {s: len(a) for s, a in splits.items()},
+        "files": digests,
+    }
+    write_json_atomic(folder / MANIFEST, written)
+    return written
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()

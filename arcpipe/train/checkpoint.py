@@ -78,7 +78,7 @@ def finish_checkpoint(tmp: Path, folder: Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Load a checkpoint directory, or the ``last``/``best`` link of a run directory.
+    """Load a checkpoint directory, the ``last`` link of a run directory, or an export.
 
     Raises:
         ArcpipeError: the path is not a complete checkpoint.
@@ -86,6 +86,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if (path / "last").exists() and not (path / "state.json").exists():
         path = path / "last"
+    from arcpipe.export import is_export, load_export
+
+    if is_export(path):
+        return load_export(path)
     if not (path / "state.json").is_file() or not (path / "weights.pt").is_file():
         raise ArcpipeError("not a checkpoint directory (no state.json/weights.pt)", file=path)
     tensors = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -125,14 +125,17 @@ class Trainer:
             1, int(cfg.epochs * self.sampler.examples_per_epoch() / cfg.global_batch_size)
         )
 
+    def _mine(self, rows):
+        """This rank's slice of something laid out over the global batch."""
+        return rows[self.topo.rank * self.local_batch : (self.topo.rank + 1) * self.local_batch]
+
     # ------------------------------------------------------------------------- one step
 
     def train_step(self) -> dict[str, float]:
         """One optimizer step; returns this rank's summed metrics of the step."""
         cfg = self.config.train
         rows = self.sampler.next_rows()
-        mine = rows[self.topo.rank * self.local_batch : (self.topo.rank + 1) * self.local_batch]
-        batch = encode_batch(self.dataset, "train", mine).to(self.device)
+        batch = encode_batch(self.dataset, "train", self._mine(rows)).to(self.device)
         if self.carry is None:
             self.carry = initial_carry(self.model, batch)
         draws = draw_exploration(
@@ -141,8 +144,7 @@ class Trainer:
             self.config.model.supervision_steps,
             self.config.model.halt_exploration_prob,
         )
-        lo, hi = self.topo.rank * self.local_batch, (self.topo.rank + 1) * self.local_batch
-        draws.explore, draws.min_steps = draws.explore[lo:hi], draws.min_steps[lo:hi]
+        draws.explore, draws.min_steps = self._mine(draws.explore), self._mine(draws.min_steps)
         self.model.train()
         with autocast(self.device, self.model.compute_dtype):
             self.carry, out = act_step(self.model, self.carry, batch, draws, self.forward)
@@ -266,8 +268,7 @@ class Trainer:
         self.elapsed = float(ckpt.state.get("elapsed_seconds", 0.0))
         self.best = dict(ckpt.state.get("best", {}))
         if "carry" in t:
-            lo, hi = self.topo.rank * self.local_batch, (self.topo.rank + 1) * self.local_batch
-            local = {k: v[lo:hi] for k, v in t["carry"].items()}
+            local = {k: self._mine(v) for k, v in t["carry"].items()}
             self.carry = Carry.from_state_dict(local, self.device)
 
     def init_from(self, ckpt: Checkpoint) -> None:
@@ -339,11 +340,16 @@ def _train(options: RunOptions, topo: dist.Topology) -> RunResult:
         options.config = resume_from.config  # the run's own resolved config wins
     elif (run / "last").exists() and not options.resume:
         raise ArcpipeError("already holds a run (use --resume auto to continue it)", file=run)
+    source = None
+    if resume_from is None and options.init_from is not None:
+        source = load_checkpoint(options.init_from)
+        # The architecture is the source's; the recipe contributes only its [train] settings.
+        options.config = replace(options.config, model=source.config.model)
     trainer = Trainer(options, topo, dataset)
     if resume_from is not None:
         trainer.restore(resume_from)
-    elif options.init_from is not None:
-        trainer.init_from(load_checkpoint(options.init_from))
+    elif source is not None:
+        trainer.init_from(source)
     if topo.is_main:
         run.mkdir(parents=True, exist_ok=True)
         save_config(trainer.config, run / "config.toml")

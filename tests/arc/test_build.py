@@ -166,7 +166,7 @@ def test_interrupted_build_leaves_nothing(tiny_sources, tmp_path: Path, monkeypa
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(build_module, "_manifest", explode)
+    monkeypatch.setattr(build_module, "write_dataset", explode)
     with pytest.raises(RuntimeError):
         build(tiny_sources, tmp_path / "ds")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval", "train"]

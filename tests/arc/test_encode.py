@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from arcpipe.arc.augment import Transform, random_colours
-from arcpipe.arc.encode import EOS, PAD, encode_examples, grid_to_tokens, tokens_to_grid
+from arcpipe.arc.encode import (
+    COLOUR_OFFSET,
+    EOS,
+    PAD,
+    encode_examples,
+    grid_to_tokens,
+    tokens_to_grid,
+)
 
 
 def test_reference_example_3x4() -> None:
@@ -69,8 +76,21 @@ def test_batch_encoder_matches_transform_then_encode() -> None:
     offsets = rng.integers(0, 3, size=(batch, 2)).astype(np.int32)
     inputs = np.empty((batch, canvas * canvas), dtype=np.uint8)
     labels = np.empty_like(inputs)
+    identity = np.tile(np.arange(canvas, dtype=np.uint8), (batch, 1))
     encode_examples(
-        cells, grids, pairs, dihedrals, colours, pair_ids, offsets, canvas, inputs, labels
+        cells,
+        grids,
+        pairs,
+        dihedrals,
+        colours,
+        identity,
+        identity,
+        pair_ids,
+        offsets,
+        canvas,
+        COLOUR_OFFSET,
+        inputs,
+        labels,
     )
     for b in range(batch):
         t = Transform(int(dihedrals[b]), colours[b])

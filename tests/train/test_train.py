@@ -259,3 +259,16 @@ def test_two_gloo_processes_match_one_process(sample_dataset: Path, tmp_path: Pa
     la, lb = losses(single), losses(double)
     assert [s for s, *_ in la] == [s for s, *_ in lb]
     assert all(abs(x[1] - y[1]) < 1e-4 for x, y in zip(la, lb))
+
+
+def test_init_from_takes_the_architecture_from_the_source(sample_dataset: Path, tmp_path) -> None:
+    source = tmp_path / "source"
+    assert run_cli(*train_args(sample_dataset, source, "--max-steps", "2")).exit_code == 0
+    post = tmp_path / "post"  # the tiny recipe's own model (hidden 128) differs from the source's
+    sets = ["train.global_batch_size=4"]
+    args = train_args(
+        sample_dataset, post, "--max-steps", "1", "--init-from", str(source), sets=sets
+    )
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(post).config.model == load_checkpoint(source).config.model

@@ -1,0 +1,312 @@
+"""The Kaggle notebook end to end on a simulated ``/kaggle``, plus its time plan and wheelhouse.
+
+The simulation: ``input/arc-prize-2025/`` holds the competition files reduced to a few small
+tasks of the stand-in, ``input/arcpipe-export/`` a tiny export trained here, the wheelhouse folder
+is empty (arcpipe is importable, so the install cell does nothing), and ``working/`` is empty.
+The notebook's code cells run in order in one namespace, configured only through
+``ARCPIPE_KAGGLE_*`` environment variables; ``ARCPIPE_KAGGLE_FAULT`` makes a phase fail.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import REPO
+
+from arcpipe import kaggle
+from arcpipe.arc.build import BuildOptions, build_arc_dataset
+from arcpipe.arc.submission import fallback_submission, validate_submission
+from arcpipe.arc.tasks import load_source
+from arcpipe.config import load_config
+from arcpipe.export import export_checkpoint
+from arcpipe.train.loop import RunOptions, train
+
+NOTEBOOK = REPO / "kaggle" / "arcpipe-submission.ipynb"
+WHEELHOUSE_SCRIPT = REPO / "scripts" / "build_kaggle_wheelhouse.sh"
+TEST_TASKS = ("0d3d703e", "25ff71a9", "3618c87e")  # 3x3, 3x3 with two test inputs, 5x5
+OTHER_TASKS = ("25d8a9c8", "3c9b0459")  # 3x3, in the training challenges only
+CANVAS = 5
+TINY_MODEL = [
+    "model.hidden_size=32",
+    "model.puzzle_emb_dim=32",
+    "model.num_heads=2",
+    "model.cycles=1",
+    "model.latent_steps=1",
+    "model.supervision_steps=2",
+    "train.global_batch_size=4",
+]
+NOTEBOOK_ENV = {
+    "ARCPIPE_KAGGLE_BUDGET_HOURS": "0.25",
+    "ARCPIPE_KAGGLE_POSTTRAIN_STEPS": "2",
+    "ARCPIPE_KAGGLE_POSTTRAIN_SET": "train.global_batch_size=4 train.lr_warmup_steps=1",
+    "ARCPIPE_KAGGLE_VIEWS": "2",
+    "ARCPIPE_KAGGLE_NUM_AUG": "2",
+}
+
+
+# ----------------------------------------------------------------------------- the simulation
+
+
+def _subset(path: Path, ids: tuple[str, ...]) -> dict:
+    full = json.loads(path.read_bytes())
+    return {i: full[i] for i in ids}
+
+
+@pytest.fixture(scope="module")
+def competition(shared_data: Path, tmp_path_factory) -> Path:
+    """The competition files reduced to a few small tasks (test tasks solved in training)."""
+    src = shared_data / "kaggle" / "arc-prize-2025"
+    out = tmp_path_factory.mktemp("competition")
+    files = {
+        "arc-agi_test_challenges.json": (src / "arc-agi_test_challenges.json", TEST_TASKS),
+        "arc-agi_training_challenges.json": (
+            src / "arc-agi_training_challenges.json",
+            TEST_TASKS + OTHER_TASKS,
+        ),
+        "arc-agi_training_solutions.json": (
+            src / "arc-agi_training_solutions.json",
+            TEST_TASKS + OTHER_TASKS,
+        ),
+        "sample_submission.json": (src / "sample_submission.json", TEST_TASKS),
+    }
+    for name, (path, ids) in files.items():
+        (out / name).write_text(json.dumps(_subset(path, ids)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def export(competition: Path, tmp_path_factory) -> Path:
+    """A tiny model trained for two steps on the reduced tasks, exported."""
+    work = tmp_path_factory.mktemp("export")
+    data = work / "data"
+    build_arc_dataset(
+        [competition / "arc-agi_training_challenges.json"],
+        competition / "arc-agi_test_challenges.json",
+        data,
+        BuildOptions(num_aug=2, canvas=CANVAS),
+        quiet=True,
+    )
+    config = load_config("tiny", TINY_MODEL)
+    train(RunOptions(data, config, work / "run", max_steps=2, device="cpu", quiet=True))
+    return export_checkpoint(work / "run", work / "arcpipe-export")
+
+
+def make_root(base: Path, competition: Path, export: Path) -> Path:
+    """A simulated /kaggle: input/ with the three datasets, an empty working/."""
+    root = base / "kaggle"
+    shutil.copytree(competition, root / "input" / "arc-prize-2025")
+    shutil.copytree(export, root / "input" / "arcpipe-export")
+    (root / "input" / "arcpipe-wheelhouse").mkdir()
+    (root / "working").mkdir()
+    return root
+
+
+def run_notebook(root: Path, monkeypatch: pytest.MonkeyPatch, fault: str = "") -> dict:
+    """Execute the notebook's code cells in order in one namespace; return the namespace."""
+    for name, value in {**NOTEBOOK_ENV, "ARCPIPE_KAGGLE_ROOT": str(root)}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ARCPIPE_KAGGLE_FAULT", fault)
+    monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
+    namespace: dict = {"__name__": "__main__"}
+    for cell in json.loads(NOTEBOOK.read_text())["cells"]:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), str(NOTEBOOK), "exec"), namespace)
+    return namespace
+
+
+def statuses(namespace: dict) -> dict[str, str]:
+    return {r.name: r.status for r in namespace["flow"].results}
+
+
+def check_submission(root: Path) -> dict:
+    """working/submission.json covers every test task and test input, 2 attempts each."""
+    challenges = json.loads(
+        (root / "input/arc-prize-2025/arc-agi_test_challenges.json").read_text()
+    )
+    submission = json.loads((root / "working" / "submission.json").read_text())
+    expected = {task_id: len(task["test"]) for task_id, task in challenges.items()}
+    validate_submission(submission, expected, k=2)
+    assert set(submission) == set(expected)
+    return submission
+
+
+def is_fallback(root: Path, submission: dict) -> bool:
+    tasks = load_source(root / "input/arc-prize-2025/arc-agi_test_challenges.json")
+    inputs = {t.id: [p.input for p in t.test] for t in tasks}
+    return submission == fallback_submission(inputs, 2)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_notebook_end_to_end_then_a_train_failure_predicts_from_the_kept_checkpoint(
+    competition: Path, export: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    root = make_root(tmp_path, competition, export)
+    namespace = run_notebook(root, monkeypatch)
+    assert statuses(namespace) == dict.fromkeys(
+        ("fallback", "build", "posttrain", "predict", "finish"), "ok"
+    )
+    check_submission(root)
+    assert (root / "temp" / "arcpipe" / "run" / "last").exists()
+    assert "self-score on the 3 of 3 test tasks" in capsys.readouterr().out
+
+    # The same root again, post-training made to fail: the earlier checkpoint is predicted from.
+    namespace = run_notebook(root, monkeypatch, fault="train")
+    assert statuses(namespace)["posttrain"] == "failed"
+    assert statuses(namespace)["predict"] == "ok"
+    check_submission(root)
+
+
+def test_a_failed_post_training_without_checkpoint_keeps_the_fallback(
+    competition: Path, export: Path, tmp_path: Path, monkeypatch
+) -> None:
+    root = make_root(tmp_path, competition, export)
+    namespace = run_notebook(root, monkeypatch, fault="train")
+    assert statuses(namespace) == {
+        "fallback": "ok",
+        "build": "ok",
+        "posttrain": "failed",
+        "predict": "skipped",
+        "finish": "ok",
+    }
+    assert is_fallback(root, check_submission(root))
+    assert "--injected-fault" in (root / "working/arcpipe-logs/train.log").read_text()
+
+
+def test_a_failed_prediction_keeps_a_valid_submission(
+    competition: Path, export: Path, tmp_path: Path, monkeypatch
+) -> None:
+    root = make_root(tmp_path, competition, export)
+    namespace = run_notebook(root, monkeypatch, fault="predict")
+    assert statuses(namespace)["posttrain"] == "ok"
+    assert statuses(namespace)["predict"] == "failed"
+    assert is_fallback(root, check_submission(root))
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def test_notebook_is_valid_nbformat_4() -> None:
+    notebook = json.loads(NOTEBOOK.read_text())
+    assert notebook["nbformat"] == 4 and isinstance(notebook["nbformat_minor"], int)
+    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    kinds = [c["cell_type"] for c in notebook["cells"]]
+    assert kinds.count("code") == 7 and set(kinds) == {"code", "markdown"}
+    for cell in notebook["cells"]:
+        assert isinstance(cell["source"], list) and cell["metadata"] == {}
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+            compile("".join(cell["source"]), "cell", "exec")
+
+
+def test_wheelhouse_dry_run_lists_packages_and_never_torch() -> None:
+    result = subprocess.run(
+        ["bash", str(WHEELHOUSE_SCRIPT), "--dry-run"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("packages:"))
+    packages = line.split()[1:]
+    assert {"arcpipe", "numba", "llvmlite", "orjson", "rich", "click"} <= set(packages)
+    assert "torch" not in packages and "numpy" not in packages
+    assert "pip download --only-binary=:all:" in result.stdout
+    refused = subprocess.run(
+        ["bash", str(WHEELHOUSE_SCRIPT), "--dry-run", "torch==2.4"], capture_output=True, text=True
+    )
+    assert refused.returncode == 2
+
+
+def test_time_plan_shortens_later_phases_and_stays_within_the_budget() -> None:
+    plan = kaggle.TimePlan(total_s=11 * 3600)
+    assert plan.max_time("build", 0) == 20 * 60
+    on_time = plan.max_time("train", 60)
+    late = plan.max_time("train", 3600)
+    assert late == pytest.approx(on_time - 3540)
+    assert plan.max_time("predict", 9 * 3600) > plan.max_time("predict", 10 * 3600)
+    for phase in kaggle.PHASES:
+        assert plan.max_time(phase, 12 * 3600) == 0  # never negative
+    for build_overrun in (0, 600, 3 * 3600, 20 * 3600):
+        elapsed = 0.0
+        for phase in kaggle.PHASES:  # every phase uses its whole allowance, build overruns
+            elapsed += plan.max_time(phase, elapsed) + (build_overrun if phase == "build" else 0)
+        if build_overrun < 9 * 3600:
+            assert elapsed <= plan.total_s - plan.margin_s + 1e-6
+        assert plan.max_time("predict", elapsed) == 0
+    with pytest.raises(ValueError):
+        plan.max_time("score", 0)
+
+
+def test_a_phase_past_its_deadline_is_stopped_and_logged(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"]
+    start = time.monotonic()
+    result = kaggle.run_command(cmd, tmp_path / "logs" / "slow.log", timeout_s=2)
+    assert time.monotonic() - start < 30
+    assert result.timed_out and not result.ok and "started" in result.tail
+    assert "started" in (tmp_path / "logs" / "slow.log").read_text()
+
+
+def test_torchrun_passes_the_phase_commands_through_unchanged(tmp_path: Path) -> None:
+    parser = pytest.importorskip("torch.distributed.run").get_args_parser()
+    flow = kaggle.Flow(kaggle.Settings(root=tmp_path, halt_early=True))
+    (flow.run / "last").mkdir(parents=True)
+    for args in (flow._train_args(tmp_path, 3600, 4), flow._predict_args(3600, 4, 16)):
+        cmd = kaggle.arcpipe_command(4) + args
+        parsed = parser.parse_args(cmd[3:])  # after "python -m torch.distributed.run"
+        assert parsed.module and parsed.training_script == "arcpipe"
+        assert parsed.training_script_args == args and "--device" in args
+
+
+def test_settings_from_environment() -> None:
+    env = {
+        "ARCPIPE_KAGGLE_ROOT": "/sim",
+        "ARCPIPE_KAGGLE_BUDGET_HOURS": "0.5",
+        "ARCPIPE_KAGGLE_VIEWS": "8",
+        "ARCPIPE_KAGGLE_HALT_EARLY": "yes",
+        "ARCPIPE_KAGGLE_FAULT": "train, predict",
+    }
+    settings = kaggle.Settings().with_env(env)
+    assert settings.root == Path("/sim") and settings.budget_hours == 0.5
+    assert settings.views == 8 and settings.halt_early is True
+    assert settings.faults() == {"train", "predict"}
+    assert settings.time_plan().total_s == 1800
+    assert kaggle.Settings().with_env({}) == kaggle.Settings()
+
+
+def test_finds_competition_wheelhouse_and_export_by_globbing(tmp_path: Path) -> None:
+    slug = tmp_path / "input" / "competitions" / "arc-prize-2026"
+    slug.mkdir(parents=True)
+    (slug / "arc-agi_test_challenges.json").write_text("{}")
+    (slug / "arc-agi_training_challenges.json").write_text("{}")
+    (slug / "arc-agi_training_solutions.json").write_text("{}")
+    other = tmp_path / "input" / "my-data"
+    other.mkdir(parents=True)
+    (other / "arc-agi_test_challenges.json").write_text("{}")
+    found = kaggle.find_competition(tmp_path / "input")
+    assert found.folder == slug and found.solved_sources() == [found.challenges("training")]
+    assert kaggle.find_wheelhouse(tmp_path / "input") is None
+    wheels = tmp_path / "input" / "wheels" / "sub"
+    wheels.mkdir(parents=True)
+    (wheels / "arcpipe-0.1.0-py3-none-any.whl").write_bytes(b"")
+    assert kaggle.find_wheelhouse(tmp_path / "input") == wheels
+    (other / "export.json").write_text('{"format": "something else"}')
+    assert kaggle.find_export(tmp_path / "input") is None
+    (wheels / "export.json").write_text('{"format": "arcpipe-export"}')
+    assert kaggle.find_export(tmp_path / "input") == wheels
+    with pytest.raises(FileNotFoundError):
+        kaggle.find_competition(tmp_path / "nothing")
+
+
+def test_fallback_matches_the_library_rule(competition: Path, tmp_path: Path) -> None:
+    out = tmp_path / "submission.json"
+    test = competition / "arc-agi_test_challenges.json"
+    expected = kaggle.write_fallback(test, out, attempts=2)
+    assert expected == {"0d3d703e": 1, "25ff71a9": 2, "3618c87e": 1}
+    inputs = {t.id: [p.input for p in t.test] for t in load_source(test)}
+    assert json.loads(out.read_text()) == fallback_submission(inputs, 2)
