@@ -44,6 +44,14 @@ def main() -> None:
 
 @main.command("build-data")
 @click.option(
+    "--task",
+    "kind",
+    type=click.Choice(["arc", "sudoku", "maze"]),
+    default="arc",
+    show_default=True,
+    help="arc: task JSON sources; sudoku/maze: --train and --eval are CSV files.",
+)
+@click.option(
     "--train",
     "train_sources",
     multiple=True,
@@ -84,9 +92,12 @@ def main() -> None:
 @click.option("--tasks", "task_ids", help="Comma-separated task ids to restrict the build to.")
 @click.option("--no-translate", is_flag=True, help="Keep training examples at the origin.")
 @click.option("--materialize", is_flag=True, help="Also write the reference's array layout.")
+@click.option("--subsample", type=int, help="sudoku/maze: keep N random training puzzles.")
+@click.option("--min-rating", type=int, help="sudoku: keep puzzles rated at least this.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def build_data(
+    kind: str,
     train_sources: tuple[Path, ...],
     eval_source: Path | None,
     preset: str | None,
@@ -99,13 +110,34 @@ def build_data(
     task_ids: str | None,
     no_translate: bool,
     materialize: bool,
+    subsample: int | None,
+    min_rating: int | None,
     overwrite: bool,
     quiet: bool,
 ) -> None:
-    """Validate ARC tasks and write an augmented dataset directory."""
+    """Validate tasks (or puzzles) and write an augmented dataset directory."""
     from arcpipe.arc.build import BuildOptions, build_arc_dataset
     from arcpipe.arc.presets import resolve_preset
 
+    if kind != "arc":
+        from arcpipe.puzzles.cli import build_puzzle_data
+
+        summary = build_puzzle_data(
+            kind,
+            train_sources,
+            eval_source,
+            out,
+            num_aug,
+            seed,
+            subsample,
+            min_rating,
+            overwrite,
+            quiet,
+        )
+        print_build_summary(summary, num_aug)
+        return
+    if subsample is not None or min_rating is not None:
+        raise ArcpipeError("--subsample and --min-rating are for --task sudoku|maze")
     if preset is not None:
         if data_root is None:
             raise ArcpipeError("--preset needs --data-root")
@@ -476,6 +508,15 @@ def demo(out: Path, steps: int, quiet: bool) -> None:
         f"report     {result.report}"
     )
 
+
+def _register_puzzle_commands() -> None:
+    from arcpipe.puzzles.cli import evaluate, generate
+
+    main.add_command(generate)
+    main.add_command(evaluate)
+
+
+_register_puzzle_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -258,7 +258,7 @@ def _parse_grids(
             raise fail(
                 row, name, f"bad character {texts[row][col]!r} at position {col} ({allowed})"
             )
-    invalid = ~_valid_solutions(a)
+    invalid = ~valid_solutions(a)
     if invalid.any():
         row = int(np.flatnonzero(invalid)[0])
         raise fail(row, "answer", f"is not a valid solution: {_describe_invalid(a[row])}")
@@ -303,7 +303,7 @@ def subsample(puzzles: SudokuSet, n: int, rng: np.random.Generator) -> SudokuSet
 # --------------------------------------------------------------------------------------------
 
 
-def _valid_solutions(grids: np.ndarray) -> np.ndarray:
+def valid_solutions(grids: np.ndarray) -> np.ndarray:
     """For uint8 [N, 81] grids, bool [N]: every unit holds each digit 1-9 exactly once."""
     in_range = ((grids >= 1) & (grids <= SIDE)).all(axis=1)
     bits = np.left_shift(1, np.clip(grids.astype(np.int64), 1, SIDE) - 1)
@@ -322,7 +322,7 @@ def _describe_invalid(grid: np.ndarray) -> str:
 
 def is_valid_solution(grid: np.ndarray) -> bool:
     """True when ``grid`` (uint8 [81]) is a complete grid obeying every Sudoku constraint."""
-    return bool(_valid_solutions(np.asarray(grid, dtype=np.uint8).reshape(1, CELLS))[0])
+    return bool(valid_solutions(np.asarray(grid, dtype=np.uint8).reshape(1, CELLS))[0])
 
 
 def consistent(question: np.ndarray, answer: np.ndarray) -> bool:

@@ -1,8 +1,9 @@
 """Evaluation during training: every view of the validation split with the EMA weights.
 
-Reports the exact accuracy per view (the reference's ``all/exact_accuracy``) and the voted
-pass@1 / pass@2 through the same voting code that ``arcpipe predict`` uses, one checkpoint at a
-time (the reference accumulates votes across evaluations by default; we do not).
+ARC: the exact accuracy per view (the reference's ``all/exact_accuracy``) and the voted pass@1 /
+pass@2 through the same voting code that ``arcpipe predict`` uses, one checkpoint at a time (the
+reference accumulates votes across evaluations by default; we do not). Sudoku and Maze: exact
+accuracy and the rate of valid solutions (:mod:`arcpipe.puzzles.evaluate`).
 """
 
 from __future__ import annotations
@@ -49,14 +50,32 @@ def evaluate(trainer: Trainer) -> dict[str, float]:
         return {}
     rows = view_rows(trainer.dataset, split, cfg.eval_views)
     weights = trainer.ema.applied(trainer.model) if trainer.ema else contextlib.nullcontext()
+    batch = cfg.eval_batch_size or trainer.local_batch
     trainer.model.eval()
+    if trainer.dataset.manifest.get("kind", "arc") != "arc":
+        from arcpipe.puzzles.evaluate import evaluate_model
+
+        with weights:
+            metrics = evaluate_model(
+                trainer.model,
+                trainer.dataset,
+                split,
+                rows,
+                batch,
+                trainer.device,
+                cfg.loss,
+                rank=trainer.topo.rank,
+                world_size=trainer.topo.world_size,
+            )
+        trainer.model.train()
+        return metrics
     with weights:
         candidates, view_metrics = predict_candidates(
             trainer.model,
             trainer.dataset,
             split,
             rows,
-            cfg.eval_batch_size or trainer.local_batch,
+            batch,
             trainer.device,
             rank=trainer.topo.rank,
             world_size=trainer.topo.world_size,
