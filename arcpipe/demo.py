@@ -14,7 +14,7 @@ from arcpipe.arc.build import BuildOptions, BuildSummary, build_arc_dataset
 from arcpipe.errors import ArcpipeError
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
-DEMO_BUILD = BuildOptions(num_aug=8, canvas=10, seed=42)
+DEMO_BUILD = BuildOptions(num_aug=2, canvas=10, seed=42)  # 3 views per test input
 DEMO_STEPS = 400  # about 3 minutes on 2 CPU cores
 
 

@@ -169,7 +169,6 @@ def predict_candidates(
     world_size: int = 1,
     halt_early: bool = False,
     loss_kind: str = "stablemax",
-    on_batch=None,
 ) -> tuple[Candidates, dict[str, float]]:
     """Predict ``rows`` of ``split`` (this rank's share), gather, and return all candidates.
 
@@ -186,8 +185,6 @@ def predict_candidates(
         exact += int(out.exact.sum())
         labelled += int(_labelled(dataset, split, chunk).sum())
         steps += int(out.steps.sum())
-        if on_batch is not None:
-            on_batch(len(chunk))
     gathered = gather_objects((parts, exact, labelled, steps, len(mine)))
     all_parts = [p for g in gathered for p in g[0]]
     if not all_parts:

@@ -66,7 +66,7 @@ def test_export_is_slim_and_post_training_from_it_equals_from_the_run(
     sample_dataset: Path, tmp_path: Path
 ) -> None:
     run = tmp_path / "run"
-    train(sample_dataset, run)
+    train(sample_dataset, run, "--set", "train.ema=true")  # the export takes the EMA weights
     result = CliRunner().invoke(main, ["export", str(run), str(tmp_path / "export")])
     assert result.exit_code == 0, result.output
     files = sorted(p.name for p in (tmp_path / "export").iterdir())

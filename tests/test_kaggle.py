@@ -256,7 +256,7 @@ def test_torchrun_passes_the_phase_commands_through_unchanged(tmp_path: Path) ->
     parser = pytest.importorskip("torch.distributed.run").get_args_parser()
     flow = kaggle.Flow(kaggle.Settings(root=tmp_path, halt_early=True))
     (flow.run / "last").mkdir(parents=True)
-    for args in (flow._train_args(tmp_path, 3600, 4), flow._predict_args(3600, 4, 16)):
+    for args in (flow._train_args(tmp_path, 3600, 4, 384), flow._predict_args(3600, 4, 16)):
         cmd = kaggle.arcpipe_command(4) + args
         parsed = parser.parse_args(cmd[3:])  # after "python -m torch.distributed.run"
         assert parsed.module and parsed.training_script == "arcpipe"

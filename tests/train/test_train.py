@@ -32,6 +32,7 @@ FAST = [
     "train.log_interval=1",
     "train.lr_warmup_steps=3",
     "train.eval_views=2",
+    "train.ema=true",  # tiny has it off; these tests cover it
 ]
 
 
