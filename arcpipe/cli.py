@@ -373,8 +373,17 @@ def predict(
     type=click.Path(path_type=Path),
     help="Also report pass@k over this candidates file.",
 )
+@click.option(
+    "--vote-rule",
+    type=click.Choice(["count", "q_weighted", "consistency"]),
+    default="count",
+    show_default=True,
+    help="How the candidates are ranked for pass@k.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def score(submission: Path, solutions: Path, candidates: Path | None, as_json: bool) -> None:
+def score(
+    submission: Path, solutions: Path, candidates: Path | None, vote_rule: str, as_json: bool
+) -> None:
     """Score SUBMISSION against SOLUTIONS (a *_solutions.json or any task SOURCE)."""
     import orjson
 
@@ -389,7 +398,8 @@ def score(submission: Path, solutions: Path, candidates: Path | None, as_json: b
         from arcpipe.arc.vote import pass_at_k, vote
 
         ks = (1, 2, 5, 10, 100, 1000)
-        summary["candidates"] = pass_at_k(vote(Candidates.load(candidates)), truths, ks)
+        votes = vote(Candidates.load(candidates), vote_rule)
+        summary["candidates"] = {"vote_rule": vote_rule, **pass_at_k(votes, truths, ks)}
     if as_json:
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
         return
@@ -412,7 +422,7 @@ def score(submission: Path, solutions: Path, candidates: Path | None, as_json: b
     if "candidates" in summary:
         shown = {k: v for k, v in summary["candidates"].items() if not k.endswith("_outputs")}
         stdout.print(
-            "candidates: "
+            f"candidates ({vote_rule} vote): "
             + ", ".join(f"{k} {v:.4f}" for k, v in shown.items() if k.startswith("pass@"))
         )
 

@@ -12,7 +12,7 @@ N_sup=16, token-mixing MLP, no positional encoding) and of the same at hidden 12
 with the reference's figures on this machine class beside them.
 
     python scripts/bench_sudoku.py [--part learn|throughput|all] [--steps 1000] [--blanks 10]
-        [--set train.lr=1e-3 ...] [--threads N] [--json FILE]
+        [--set train.lr=1e-3 ...] [--threads N] [--compile] [--json FILE]
 
 Measured on the 2-core development machine (x86_64, torch 2.13 CPU, shared with other jobs):
 
@@ -98,8 +98,8 @@ def learn(args: argparse.Namespace, folder: Path) -> dict:
     }
 
 
-def step_seconds(dataset: Dataset, hidden: int, batch: int, steps: int) -> float:
-    """Median seconds of ``steps`` training steps after one warm-up step."""
+def step_seconds(dataset: Dataset, hidden: int, batch: int, steps: int, compile: bool) -> float:
+    """Median seconds of ``steps`` training steps after one warm-up step (two when compiled)."""
     model = ModelConfig(
         hidden_size=hidden,
         num_heads=8,
@@ -111,11 +111,12 @@ def step_seconds(dataset: Dataset, hidden: int, batch: int, steps: int) -> float
         puzzle_emb_dim=hidden,
         puzzle_emb_len=16,
     )
-    cfg = TrainConfig(global_batch_size=batch, dtype="float32", compile=False)
+    cfg = TrainConfig(global_batch_size=batch, dtype="float32", compile=compile)
     with tempfile.TemporaryDirectory() as tmp:
         options = RunOptions(dataset.path, Config(model=model, train=cfg), Path(tmp), quiet=True)
         trainer = Trainer(options, distributed.setup("cpu"), dataset)
-        trainer.train_step()
+        for _ in range(2 if compile else 1):
+            trainer.train_step()
         times = []
         for _ in range(steps):
             begin = time.perf_counter()
@@ -134,12 +135,13 @@ def throughput(args: argparse.Namespace, folder: Path) -> list[dict]:
     dataset = Dataset.open(data)
     rows = []
     for hidden in args.hidden:
-        seconds = step_seconds(dataset, hidden, args.batch, args.tp_steps)
+        seconds = step_seconds(dataset, hidden, args.batch, args.tp_steps, args.compile)
         reference = REFERENCE_S_PER_STEP.get(hidden) if args.batch == 64 else None
         rows.append(
             {
                 "hidden": hidden,
                 "batch": args.batch,
+                "compiled": args.compile,
                 "s_per_step": seconds,
                 "examples_per_s": args.batch / seconds,
                 "reference_s_per_step": reference,
@@ -155,7 +157,8 @@ def print_throughput_row(row: dict) -> None:
     ref_text = f"{ref:.2f} | {row['reference_examples_per_s']:.1f}" if ref else " | "
     speedup = f"{ref / row['s_per_step']:.2f}x" if ref else ""
     print(
-        f"| hidden {row['hidden']} | {row['batch']} | {row['s_per_step']:.2f} | "
+        f"| hidden {row['hidden']}{' compiled' if row['compiled'] else ''} | {row['batch']} | "
+        f"{row['s_per_step']:.2f} | "
         f"{row['examples_per_s']:.1f} | {ref_text} | {speedup} |",
         flush=True,
     )
@@ -176,6 +179,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, nargs="+", default=[512, 128])
     parser.add_argument("--batch", type=int, default=64, help="throughput batch size")
     parser.add_argument("--tp-steps", type=int, default=2, help="timed throughput steps")
+    parser.add_argument("--compile", action="store_true", help="throughput with train.compile")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--verbose", action="store_true", help="show the training progress")
     parser.add_argument("--json", type=Path, help="also write the figures here")

@@ -123,6 +123,16 @@ def test_predict_writes_a_valid_submission_and_candidates(
     )
     assert score.exit_code == 0, score.output
     assert "score per task (ARC Prize)" in score.stdout and "pass@1000" in score.stdout
+    by_rule = {}
+    for rule in ("count", "q_weighted", "consistency"):
+        args = ["score", str(out), str(solutions), "--json", "--vote-rule", rule]
+        args += ["--candidates", str(tmp_path / "submission.candidates.npz")]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        by_rule[rule] = orjson.loads(result.stdout)["candidates"]
+        assert by_rule[rule]["vote_rule"] == rule
+    # The rules only reorder the same candidates: with room for all of them they agree.
+    assert len({r["pass@1000"] for r in by_rule.values()}) == 1
 
 
 def test_max_time_zero_still_leaves_a_complete_submission(
