@@ -33,6 +33,16 @@ class _Group(click.Group):
             ctx.exit(130)
 
 
+# predict, score and report rank candidates by the same rules (arcpipe.arc.vote.RULES).
+vote_rule_option = click.option(
+    "--vote-rule",
+    type=click.Choice(["count", "q_weighted", "consistency"]),
+    default="count",
+    show_default=True,
+    help="How identical candidates are ranked (see arcpipe.arc.vote).",
+)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="arcpipe")
 def main() -> None:
@@ -310,12 +320,7 @@ def train(
     type=click.Path(path_type=Path),
     help="Candidates file (default: next to the submission).",
 )
-@click.option(
-    "--vote-rule",
-    type=click.Choice(["count", "q_weighted", "consistency"]),
-    default="count",
-    show_default=True,
-)
+@vote_rule_option
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True)
 def predict(
@@ -373,13 +378,7 @@ def predict(
     type=click.Path(path_type=Path),
     help="Also report pass@k over this candidates file.",
 )
-@click.option(
-    "--vote-rule",
-    type=click.Choice(["count", "q_weighted", "consistency"]),
-    default="count",
-    show_default=True,
-    help="How the candidates are ranked for pass@k.",
-)
+@vote_rule_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def score(
     submission: Path, solutions: Path, candidates: Path | None, vote_rule: str, as_json: bool
@@ -446,12 +445,7 @@ def score(
 @click.option(
     "--out", default=Path("report.html"), show_default=True, type=click.Path(path_type=Path)
 )
-@click.option(
-    "--vote-rule",
-    type=click.Choice(["count", "q_weighted", "consistency"]),
-    default="count",
-    show_default=True,
-)
+@vote_rule_option
 def report(
     candidates: Path, data: Path, submission: Path | None, out: Path, vote_rule: str
 ) -> None:

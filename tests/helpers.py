@@ -35,3 +35,15 @@ def simple_task(seed: int = 0, n_train: int = 2, n_test: int = 1, size: int = 3)
         return {"input": grid.tolist(), "output": grid[:, ::-1].tolist()}
 
     return {"train": [pair() for _ in range(n_train)], "test": [pair() for _ in range(n_test)]}
+
+
+# --set overrides that shrink any recipe to a model that trains in a second on a CPU.
+TINY_MODEL = [
+    "model.hidden_size=32",
+    "model.puzzle_emb_dim=32",
+    "model.num_heads=2",
+    "model.cycles=1",
+    "model.latent_steps=1",
+    "model.supervision_steps=2",
+    "train.global_batch_size=4",
+]

@@ -7,21 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import TINY_MODEL
 
 from arcpipe.cli import main
 from arcpipe.export import MEAN_KEY
 from arcpipe.safetensors import load_file, save_file
 from arcpipe.train.checkpoint import load_checkpoint
-
-SETS = [
-    "model.hidden_size=32",
-    "model.puzzle_emb_dim=32",
-    "model.num_heads=2",
-    "model.cycles=1",
-    "model.latent_steps=1",
-    "model.supervision_steps=2",
-    "train.global_batch_size=4",
-]
 
 
 def test_safetensors_round_trip(tmp_path: Path) -> None:
@@ -56,7 +47,7 @@ def test_files_interoperate_with_the_safetensors_library(tmp_path: Path) -> None
 
 def train(data: Path, out: Path, *extra: str) -> None:
     args = ["train", "--data", str(data), "--out", str(out), "--quiet", "--max-steps", "3", *extra]
-    for s in SETS:
+    for s in TINY_MODEL:
         args += ["--set", s]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, TINY_MODEL
 
 from arcpipe import kaggle
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
@@ -32,15 +32,6 @@ WHEELHOUSE_SCRIPT = REPO / "scripts" / "build_kaggle_wheelhouse.sh"
 TEST_TASKS = ("0d3d703e", "25ff71a9", "3618c87e")  # 3x3, 3x3 with two test inputs, 5x5
 OTHER_TASKS = ("25d8a9c8", "3c9b0459")  # 3x3, in the training challenges only
 CANVAS = 5
-TINY_MODEL = [
-    "model.hidden_size=32",
-    "model.puzzle_emb_dim=32",
-    "model.num_heads=2",
-    "model.cycles=1",
-    "model.latent_steps=1",
-    "model.supervision_steps=2",
-    "train.global_batch_size=4",
-]
 NOTEBOOK_ENV = {
     "ARCPIPE_KAGGLE_BUDGET_HOURS": "0.25",
     "ARCPIPE_KAGGLE_POSTTRAIN_STEPS": "2",

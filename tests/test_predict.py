@@ -8,6 +8,7 @@ import numpy as np
 import orjson
 import pytest
 from click.testing import CliRunner
+from helpers import TINY_MODEL
 
 import arcpipe.predict as predict_module
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
@@ -62,15 +63,6 @@ def test_oracle_predictions_score_one_through_the_whole_inverse_path(
 @pytest.fixture(scope="module")
 def trained_run(sample_dataset: Path, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("predict") / "run"
-    sets = [
-        "model.hidden_size=32",
-        "model.puzzle_emb_dim=32",
-        "model.num_heads=2",
-        "model.cycles=1",
-        "model.latent_steps=1",
-        "model.supervision_steps=2",
-        "train.global_batch_size=4",
-    ]
     args = [
         "train",
         "--data",
@@ -81,7 +73,7 @@ def trained_run(sample_dataset: Path, tmp_path_factory) -> Path:
         "3",
         "--quiet",
     ]
-    for s in sets:
+    for s in TINY_MODEL:
         args += ["--set", s]
     assert CliRunner().invoke(main, args).exit_code == 0
     return run
