@@ -237,7 +237,9 @@ def parse_duration(text: str | None) -> float | None:
     type=click.Choice(["auto", "never"]),
     default="never",
     show_default=True,
-    help="auto: continue the run in --out from its last checkpoint if there is one.",
+    help="auto: continue the run in --out from its last checkpoint if there is one (with its "
+    "own config; --set may change only train.epochs, compile, and the logging, evaluation and "
+    "checkpoint settings).",
 )
 @click.option(
     "--init-from",
@@ -270,6 +272,7 @@ def train(
         config=load_config(config_name, overrides),
         out=out,
         resume=resume == "auto",
+        overrides=overrides,
         init_from=init_from,
         max_time=parse_duration(max_time),
         max_steps=max_steps,

@@ -152,6 +152,49 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
         raise err.located(file=path) from None
 
 
+# Settings a resumed run may change: how long it runs and what it logs, evaluates and keeps, not
+# the maths of the steps already taken. (``train.epochs`` moves the end of the run, so under a
+# cosine schedule the learning rates still to come change; ``train.compile`` changes rounding.)
+RESUMABLE_KEYS = frozenset(
+    f"train.{name}"
+    for name in (
+        "epochs",
+        "compile",
+        "log_interval",
+        "eval_interval",
+        "eval_split",
+        "eval_views",
+        "eval_batch_size",
+        "best_metric",
+        "checkpoint_interval",
+        "keep_checkpoints",
+    )
+)
+
+
+def resumed_config(saved: Config, overrides: list[str] | tuple[str, ...]) -> Config:
+    """A resumed run's config: its saved one, with the ``--set`` overrides it may take.
+
+    Raises:
+        ArcpipeError: an override would change a setting outside :data:`RESUMABLE_KEYS`.
+    """
+    raw = saved.to_dict()
+    for item in overrides:
+        _apply_override(raw, item)
+    config = config_from_dict(raw)
+    for section in ("model", "train"):
+        old, new = getattr(saved, section), getattr(config, section)
+        for f in dataclasses.fields(old):
+            key = f"{section}.{f.name}"
+            before, after = getattr(old, f.name), getattr(new, f.name)
+            if before != after and key not in RESUMABLE_KEYS:
+                raise ArcpipeError(
+                    f"--set {key}={after!r}: a resumed run keeps its {key} ({before!r}); "
+                    f"resumable settings: {', '.join(sorted(RESUMABLE_KEYS))}"
+                )
+    return config
+
+
 def config_from_dict(raw: dict) -> Config:
     """Build a :class:`Config` from nested dicts, checking every key and type."""
     unknown = set(raw) - {"description", "model", "train"}

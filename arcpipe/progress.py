@@ -28,14 +28,23 @@ class Progress:
     """Count work done; draw a bar on a terminal, print a line every ``every`` seconds otherwise.
 
     Use as a context manager; ``advance(n, text)`` adds ``n`` units and sets the status text.
+    ``completed`` units were done before (a resumed run): they count towards the total but not
+    towards the rate, so the time left is not underestimated.
     """
 
-    def __init__(self, description: str, total: int, every: float = 30.0, quiet: bool = False):
+    def __init__(
+        self,
+        description: str,
+        total: int,
+        every: float = 30.0,
+        quiet: bool = False,
+        completed: int = 0,
+    ):
         self.description = description
         self.total = total
         self.every = every
         self.quiet = quiet
-        self.done = 0
+        self.done = self._completed = completed
         self.text = ""
         self._start = time.monotonic()
         self._last_line = self._start
@@ -55,7 +64,9 @@ class Progress:
                 transient=True,
             )
             self._bar.__enter__()
-            self._task = self._bar.add_task(self.description, total=self.total, text="")
+            self._task = self._bar.add_task(
+                self.description, total=self.total, completed=self.done, text=""
+            )
         return self
 
     def advance(self, n: int = 1, text: str | None = None) -> None:
@@ -73,7 +84,7 @@ class Progress:
 
     def _line(self, now: float) -> None:
         elapsed = now - self._start
-        rate = self.done / elapsed if elapsed > 0 else 0.0
+        rate = (self.done - self._completed) / elapsed if elapsed > 0 else 0.0
         left = (self.total - self.done) / rate if rate > 0 else float("nan")
         print(
             f"{self.description}: {self.done}/{self.total} {self.text} "

@@ -21,7 +21,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from arcpipe import __version__
-from arcpipe.config import Config, save_config
+from arcpipe.config import Config, resumed_config, save_config
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.sampler import TrainSampler, encode_batch
 from arcpipe.errors import ArcpipeError
@@ -61,6 +61,7 @@ class RunOptions:
     config: Config
     out: Path
     resume: bool = False
+    overrides: tuple[str, ...] = ()  # the --set items, re-applied to a resumed run's own config
     init_from: Path | None = None
     max_time: float | None = None  # seconds
     max_steps: int | None = None  # absolute step at which to stop
@@ -337,7 +338,8 @@ def _train(options: RunOptions, topo: dist.Topology) -> RunResult:
     resume_from = None
     if options.resume and (run / "last").exists():
         resume_from = load_checkpoint(run / "last")
-        options.config = resume_from.config  # the run's own resolved config wins
+        # The run's own resolved config wins; --set may only change what RESUMABLE_KEYS allow.
+        options.config = resumed_config(resume_from.config, options.overrides)
     elif (run / "last").exists() and not options.resume:
         raise ArcpipeError("already holds a run (use --resume auto to continue it)", file=run)
     source = None
@@ -380,8 +382,8 @@ def _loop(trainer: Trainer, options: RunOptions, log: _MetricsLog, stop: _StopSi
     start_elapsed = trainer.elapsed
     window: list[dict[str, float]] = []
     step_seconds = 0.0
-    with Progress("train", end, quiet=options.quiet or not trainer.topo.is_main) as bar:
-        bar.advance(trainer.step)
+    quiet = options.quiet or not trainer.topo.is_main
+    with Progress("train", end, quiet=quiet, completed=trainer.step) as bar:
         while trainer.step < end:
             reason = _stop_reason(trainer, options, stop, start_time, step_seconds)
             if reason:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,6 +98,31 @@ def test_existing_run_needs_resume(sample_dataset: Path, tmp_path: Path) -> None
     assert again.exit_code == 2 and "--resume auto" in again.stderr
     resumed = run_cli(*train_args(sample_dataset, run, "--max-steps", "3", "--resume", "auto"))
     assert resumed.exit_code == 0 and "stopped at step 3" in resumed.stdout
+
+
+def test_resume_may_extend_a_finished_run_but_not_change_its_maths(
+    sample_dataset: Path, tmp_path: Path
+) -> None:
+    short, extended, straight = tmp_path / "short", tmp_path / "extended", tmp_path / "straight"
+    assert (
+        run_cli(*train_args(sample_dataset, short, sets=[*FAST, "train.epochs=2"])).exit_code == 0
+    )
+    total = load_checkpoint(short).state["total_steps"]
+    changed = run_cli(
+        *train_args(sample_dataset, short, "--resume", "auto", sets=[*FAST, "model.hidden_size=64"])
+    )
+    assert changed.exit_code == 2
+    assert "model.hidden_size" in changed.stderr and "resumed run keeps" in changed.stderr
+    assert "Traceback" not in changed.output
+
+    longer = [*FAST, "train.epochs=5"]
+    shutil.copytree(short, extended, symlinks=True)
+    result = run_cli(*train_args(sample_dataset, extended, "--resume", "auto", sets=longer))
+    assert result.exit_code == 0 and "(finished)" in result.stdout, result.output
+    assert run_cli(*train_args(sample_dataset, straight, sets=longer)).exit_code == 0
+    assert load_checkpoint(extended).state["total_steps"] > total
+    assert_same_weights(extended, straight)  # extending = having asked for the longer run
+    assert losses(extended) == losses(straight)
 
 
 def spawn(data: Path, run: Path, *extra: str) -> subprocess.Popen:
