@@ -29,13 +29,11 @@ from arcpipe.data.dataset import Dataset
 from arcpipe.data.sampler import encode_batch
 from arcpipe.errors import ArcpipeError
 from arcpipe.model.trm import TRM
-from arcpipe.precision import autocast, compute_dtype
+from arcpipe.precision import autocast
 from arcpipe.progress import Progress
 from arcpipe.train.checkpoint import (
-    check_dataset,
-    dataset_identity,
+    inference_model,
     load_checkpoint,
-    model_from_checkpoint,
 )
 from arcpipe.train.distributed import broadcast_object, gather_objects, teardown
 from arcpipe.train.distributed import setup as setup_topology
@@ -300,9 +298,7 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
             options.attempts,
         )
     ckpt = load_checkpoint(resolve_checkpoint(options.run, options.checkpoint))
-    check_dataset(ckpt, dataset, exact=True)
-    model = model_from_checkpoint(ckpt, dataset_identity(dataset), topo.device)
-    model.compute_dtype = compute_dtype(topo.device, ckpt.config.train.dtype)
+    model = inference_model(ckpt, dataset, topo.device)
     loss_kind = ckpt.config.train.loss
     batch = options.batch_size or (64 if topo.device.type == "cuda" else 8)
     rows = interleaved(dataset, view_rows(dataset, "test", options.views))

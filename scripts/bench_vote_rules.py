@@ -28,14 +28,11 @@ sys.path.insert(0, str(REPO))
 
 from arcpipe.arc.vote import RULES, Votes, pass_at_k, vote  # noqa: E402
 from arcpipe.data.dataset import Dataset  # noqa: E402
-from arcpipe.precision import compute_dtype  # noqa: E402
 from arcpipe.predict import predict_candidates, resolve_checkpoint, view_rows  # noqa: E402
 from arcpipe.runtime import tune_allocator  # noqa: E402
 from arcpipe.train.checkpoint import (  # noqa: E402
-    check_dataset,
-    dataset_identity,
+    inference_model,
     load_checkpoint,
-    model_from_checkpoint,
 )
 from arcpipe.train.evaluate import eval_split, split_solutions  # noqa: E402
 
@@ -58,14 +55,13 @@ def compare(dataset: Dataset, split: str, model, device, batch: int, halt_early:
     seconds = time.perf_counter() - start
     solutions = split_solutions(dataset, split)
     result = {"halt_early": halt_early, "views": len(rows), "seconds": seconds, **metrics}
-    firsts = {}
+    votes = {rule: vote(candidates, rule) for rule in RULES}  # same groups, ranked differently
+    firsts = {rule: first_attempts(v) for rule, v in votes.items()}
     for rule in RULES:
-        votes = vote(candidates, rule)
-        result[rule] = pass_at_k(votes, solutions, ks=(1, 2))
-        firsts[rule] = first_attempts(votes)
+        result[rule] = pass_at_k(votes[rule], solutions, ks=(1, 2))
     inputs = sorted(firsts["count"])
     result["test_inputs"] = len(inputs)
-    result["distinct_answers_per_input"] = len(vote(candidates).rank) / max(1, len(inputs))
+    result["distinct_answers_per_input"] = len(votes["count"].rank) / max(1, len(inputs))
     for rule in RULES[1:]:
         result[f"first_attempt_differs_{rule}"] = sum(
             firsts[rule].get(i) != firsts["count"][i] for i in inputs
@@ -91,9 +87,7 @@ def main() -> None:
     if split is None:
         sys.exit(f"{args.data}: no validation split and no test split with known outputs")
     ckpt = load_checkpoint(resolve_checkpoint(args.run, args.checkpoint))
-    check_dataset(ckpt, dataset, exact=True)
-    model = model_from_checkpoint(ckpt, dataset_identity(dataset), device)
-    model.compute_dtype = compute_dtype(device, ckpt.config.train.dtype)
+    model = inference_model(ckpt, dataset, device)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; checkpoint {ckpt.path} (step {ckpt.state['step']}); "

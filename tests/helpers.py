@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +49,14 @@ TINY_MODEL = [
     "model.supervision_steps=2",
     "train.global_batch_size=4",
 ]
+
+
+def torchrun_arcpipe(args: list[str], port_base: int) -> subprocess.CompletedProcess:
+    """``torchrun --nproc-per-node 2 -m arcpipe ARGS`` on CPU (gloo), one thread per rank.
+
+    ``port_base`` keeps tests that may run at the same time on different rendezvous ports.
+    """
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    cmd += ["--master-port", str(port_base + os.getpid() % 1000), "-m", "arcpipe", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)

@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pytest
 from click.testing import CliRunner
-from helpers import TINY_MODEL
+from helpers import TINY_MODEL, torchrun_arcpipe
 
 import arcpipe.predict as predict_module
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
@@ -182,44 +182,13 @@ def test_views_option_and_dataset_mismatch(trained_run, sample_dataset, tmp_path
 @pytest.mark.slow
 def test_two_gloo_ranks_predict_the_same_views(trained_run, sample_dataset, tmp_path) -> None:
     """Under torchrun the views are split across ranks and gathered: the same candidates."""
-    import os
-    import subprocess
-    import sys
-
     single = tmp_path / "single.json"
     assert (
         CliRunner().invoke(main, predict_args(trained_run, sample_dataset, single)).exit_code == 0
     )
     double = tmp_path / "double.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-port",
-        str(29700 + os.getpid() % 1000),
-        "-m",
-        "arcpipe",
-        "predict",
-        "--run-dir",
-        str(trained_run),
-        "--data",
-        str(sample_dataset),
-        "--out",
-        str(double),
-        "--device",
-        "cpu",
-        "--quiet",
-    ]
-    proc = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    args = ["predict", "--run-dir", str(trained_run), "--data", str(sample_dataset)]
+    proc = torchrun_arcpipe([*args, "--out", str(double), "--device", "cpu", "--quiet"], 29700)
     assert proc.returncode == 0, proc.stderr[-3000:]
     a = Candidates.load(tmp_path / "single.candidates.npz")
     b = Candidates.load(tmp_path / "double.candidates.npz")

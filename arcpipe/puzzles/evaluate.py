@@ -26,15 +26,12 @@ import torch
 from arcpipe.data.dataset import Dataset
 from arcpipe.errors import ArcpipeError
 from arcpipe.model.trm import TRM
-from arcpipe.precision import compute_dtype
 from arcpipe.predict import resolve_checkpoint, run_views
 from arcpipe.progress import Progress
 from arcpipe.puzzles.build import valid_maze_answers, valid_sudoku_answers
 from arcpipe.train.checkpoint import (
-    check_dataset,
-    dataset_identity,
+    inference_model,
     load_checkpoint,
-    model_from_checkpoint,
 )
 from arcpipe.train.distributed import gather_objects, teardown
 from arcpipe.train.distributed import setup as setup_topology
@@ -226,9 +223,7 @@ def evaluate_run(
         dataset = Dataset.open(data)
         puzzle_kind(dataset)
         ckpt = load_checkpoint(resolve_checkpoint(None if run is None else Path(run), checkpoint))
-        check_dataset(ckpt, dataset, exact=True)
-        model = model_from_checkpoint(ckpt, dataset_identity(dataset), topo.device)
-        model.compute_dtype = compute_dtype(topo.device, ckpt.config.train.dtype)
+        model = inference_model(ckpt, dataset, topo.device)
         train_cfg = ckpt.config.train
         batch = batch_size or train_cfg.eval_batch_size or train_cfg.global_batch_size
         rows = evaluation_rows(dataset, limit)

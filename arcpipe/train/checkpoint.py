@@ -29,6 +29,7 @@ from arcpipe.config import Config, load_config, save_config
 from arcpipe.data.dataset import Dataset
 from arcpipe.errors import ArcpipeError
 from arcpipe.fsutil import write_json_atomic
+from arcpipe.precision import compute_dtype
 
 TENSOR_FILES = ("weights", "ema", "puzzle_table", "optimizer", "rng")
 
@@ -184,3 +185,15 @@ def model_from_checkpoint(ckpt: Checkpoint, dataset_dims: dict, device: torch.de
         weights["puzzle_table.weights"] = table["weights"]
     model.load_state_dict(weights, strict=True)
     return model.to(device).eval()
+
+
+def inference_model(ckpt: Checkpoint, dataset: Dataset, device: torch.device):
+    """The checkpoint's network, ready to predict on ``dataset`` (``predict``, ``evaluate``).
+
+    Refuses a checkpoint of another dataset; EMA weights, eval mode, on ``device`` in the run's
+    compute dtype there.
+    """
+    check_dataset(ckpt, dataset, exact=True)
+    model = model_from_checkpoint(ckpt, dataset_identity(dataset), device)
+    model.compute_dtype = compute_dtype(device, ckpt.config.train.dtype)
+    return model

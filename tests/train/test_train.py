@@ -15,7 +15,7 @@ import orjson
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import REPO
+from helpers import REPO, torchrun_arcpipe
 
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.cli import main
@@ -263,20 +263,8 @@ def test_two_gloo_processes_match_one_process(sample_dataset: Path, tmp_path: Pa
         run_cli(*train_args(sample_dataset, single, "--max-steps", "6", sets=sets)).exit_code == 0
     )
     double = tmp_path / "double"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-port",
-        str(29500 + os.getpid() % 1000),
-        "-m",
-        "arcpipe",
-        *train_args(sample_dataset, double, "--max-steps", "6", "--device", "cpu", sets=sets),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+    args = train_args(sample_dataset, double, "--max-steps", "6", "--device", "cpu", sets=sets)
+    proc = torchrun_arcpipe(args, 29500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = load_checkpoint(single), load_checkpoint(double)
     for name in ("weights", "puzzle_table"):
