@@ -3,11 +3,14 @@
 Runs the real training step (``Trainer.train_step``) on a dataset built from the project's
 sample tasks on the 30x30 canvas (sequence 900 + 16 prefix positions, as ARC), for the paper's ARC
 config and a hidden-128 variant, at the given batch sizes. Reports seconds per step, examples/s,
-achieved model FLOP/s (matrix products counted analytically; median step time) and its ratio
-to a large float32 matmul on the same machine. The reference's figures (its code, float32,
-eager, 2 threads) are printed beside ours.
+achieved model FLOP/s (matrix products counted analytically; median step time), its ratio to a
+large matmul in the compute dtype on the same device (float32 on CPUs, bfloat16 on GPUs), the
+model FLOP utilisation against ``--peak-tflops`` when given, and the peak GPU memory. On a CPU the
+reference's figures (its code, float32, eager, 2 threads) are printed beside ours.
 
     python scripts/bench_train.py [--batches 4 16] [--steps 3] [--compile] [--device cpu]
+    python scripts/bench_train.py --device cuda --hidden 512 --batches 96 192 --compile \\
+        --peak-tflops 989
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from arcpipe import precision  # noqa: E402
 from arcpipe.arc.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.config import Config, ModelConfig, TrainConfig  # noqa: E402
 from arcpipe.data.dataset import Dataset  # noqa: E402
@@ -56,39 +60,49 @@ def step_flops(model: ModelConfig, batch: int, seq_len: int, vocab: int) -> floa
     return batch * ((calls_forward + calls_backward) * call + 3 * head)
 
 
-def matmul_flops_per_second(device: torch.device, n: int = 4096, repeat: int = 5) -> float:
-    """Achieved FLOP/s of a large float32 matmul: the machine's practical ceiling."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    a @ b
+def matmul_flops_per_second(device: torch.device, dtype: torch.dtype) -> float:
+    """Achieved FLOP/s of a large matmul in the training's compute dtype: the practical ceiling."""
+    n, repeat = (8192, 20) if device.type == "cuda" else (4096, 5)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3 if device.type == "cuda" else 1):  # warm-up (and GPU clocks)
+        a @ b
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(repeat):
-        c = a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    del c
+        a @ b
+    synchronize(device)
     return 2 * n**3 * repeat / (time.perf_counter() - start)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def bench(
     dataset: Dataset, hidden: int, heads: int, batch: int, steps: int, compile_: bool, device: str
 ) -> dict:
     torch._dynamo.reset()  # compiled graphs of an earlier config would count against the limit
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
     model = ModelConfig(hidden_size=hidden, num_heads=heads, puzzle_emb_dim=hidden)
     train = TrainConfig(global_batch_size=batch, compile=compile_, ema=True, lr_warmup_steps=10)
     with tempfile.TemporaryDirectory() as tmp:
         options = RunOptions(dataset.path, Config(model=model, train=train), Path(tmp), quiet=True)
         trainer = Trainer(options, distributed.setup(device), dataset)
         trainer.train_step()  # warm-up (and compilation)
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(trainer.device)
         times = []
         for _ in range(steps):
             start = time.perf_counter()
             trainer.train_step()
-            if trainer.device.type == "cuda":
-                torch.cuda.synchronize()
+            synchronize(trainer.device)
             times.append(time.perf_counter() - start)
         seconds = float(np.median(times))  # robust to other tenants' bursts on a shared machine
+        peak_memory = (
+            torch.cuda.max_memory_allocated(trainer.device) if trainer.device.type == "cuda" else 0
+        )
     flops = step_flops(model, batch, dataset.seq_len, dataset.vocab_size)
     return {
         "hidden": hidden,
@@ -97,6 +111,7 @@ def bench(
         "examples_per_s": batch / seconds,
         "flops_per_step": flops,
         "achieved_flop_s": flops / seconds,
+        "peak_memory_bytes": peak_memory,
     }
 
 
@@ -108,13 +123,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        help="the device's nominal dense peak in the compute dtype (H200 bf16: 989), for MFU",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     torch.manual_seed(0)
+    device = torch.device(args.device)
+    dtype = precision.compute_dtype(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cpus, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, device {args.device}"
+        f"machine: {name}, {os.cpu_count()} cpus, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, device {args.device}, compute dtype {dtype}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         sample = REPO / "data" / "sample"
@@ -127,31 +150,40 @@ def main() -> None:
             quiet=True,
         )
         dataset = Dataset.open(data)
-        peak = matmul_flops_per_second(torch.device(args.device))
-        print(f"large float32 matmul: {peak / 1e9:.1f} GFLOP/s")
+        ceiling = matmul_flops_per_second(device, dtype)
+        print(f"large {dtype} matmul: {ceiling / 1e9:.1f} GFLOP/s")
         print(
-            "| config | batch | s/step | examples/s | GFLOP/s | of matmul | reference s/step "
-            "| speed-up |"
+            "| config | batch | s/step | examples/s | GFLOP/s | of matmul | MFU | peak memory "
+            "| reference s/step | speed-up |"
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         rows = []
         for hidden in args.hidden:
             for batch in args.batches:
                 heads = 8 if hidden == 512 else args.heads_128
                 r = bench(dataset, hidden, heads, batch, args.steps, args.compile, args.device)
-                ref = REFERENCE_S_PER_STEP.get((hidden, batch))
+                # The reference's figures are CPU float32 ones: compare only like with like.
+                ref = REFERENCE_S_PER_STEP.get((hidden, batch)) if device.type == "cpu" else None
                 r["reference_s_per_step"] = ref
-                r["matmul_ratio"] = r["achieved_flop_s"] / peak
+                r["matmul_ratio"] = r["achieved_flop_s"] / ceiling
+                r["mfu"] = (
+                    r["achieved_flop_s"] / (args.peak_tflops * 1e12) if args.peak_tflops else None
+                )
                 rows.append(r)
+                mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else ""
+                memory = (
+                    f"{r['peak_memory_bytes'] / 2**30:.1f} GiB" if r["peak_memory_bytes"] else ""
+                )
                 speedup = f"{ref / r['s_per_step']:.2f}x" if ref else ""
                 print(
-                    f"| hidden {hidden} | {batch} | {r['s_per_step']:.2f} | "
+                    f"| hidden {hidden} | {batch} | {r['s_per_step']:.3f} | "
                     f"{r['examples_per_s']:.2f} | {r['achieved_flop_s'] / 1e9:.1f} | "
-                    f"{r['matmul_ratio']:.0%} | {ref or ''} | {speedup} |",
+                    f"{r['matmul_ratio']:.0%} | {mfu} | {memory} | {ref or ''} | {speedup} |",
                     flush=True,
                 )
     if args.json:
-        args.json.write_text(json.dumps({"matmul_flop_s": peak, "rows": rows}, indent=2))
+        summary = {"device": name, "dtype": str(dtype), "matmul_flop_s": ceiling, "rows": rows}
+        args.json.write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

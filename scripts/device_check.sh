@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The prepared GPU check (issue 3), a few minutes on one GPU: the GPU tests (tests/test_gpu.py),
+# then the training step of the paper's ARC config in bfloat16, compiled and eager, with model
+# FLOP utilisation against the H200's dense bf16 peak (989 TFLOP/s; pass another as $1).
+#
+# It needs torch with CUDA, numpy, numba, click, rich and orjson importable; the repository is
+# used in place (no install). On the workplace's device machine orjson is missing: fetch its
+# wheel into the ignored .whl/ first (docs/benchmarks.md has the command) and carry .whl.
+# Results (logs and JSON) go to $OUT if set, else runs/device-check.
+set -uo pipefail
+peak=${1:-989}
+out=${OUT:-runs/device-check}
+mkdir -p "$out"
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+        --target /tmp/arcpipe-site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/arcpipe-site
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$out/gpu.txt"
+timeout 240 python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py 2>&1 \
+    | tee "$out/gpu-tests.log"
+for mode in --compile ""; do
+    name=bench_train${mode:+-compiled}
+    timeout 200 python3 scripts/bench_train.py --device cuda --hidden 512 --batches 96 192 \
+        --steps 5 --peak-tflops "$peak" $mode --json "$out/$name.json" 2>&1 | tee "$out/$name.log"
+done
