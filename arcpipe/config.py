@@ -82,7 +82,7 @@ class TrainConfig:
     loss: str = "stablemax"  # "stablemax" (reference) or "softmax" cross-entropy
     q_loss_weight: float = 0.5  # weight of the halting BCE
     seed: int = 0
-    dtype: str = "auto"  # "auto": bfloat16 autocast on GPUs that support it, else float32
+    dtype: str = "auto"  # "auto": bfloat16 autocast on GPUs with it in hardware, else float32
     compile: bool = False  # torch.compile the network
     log_interval: int = 10  # steps between progress lines / metrics records
     eval_interval: int = 0  # steps between evaluations; 0: only at the end
