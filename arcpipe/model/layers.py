@@ -10,6 +10,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 # Standard deviation of a unit normal truncated to [-2, 2]: dividing by it makes the truncated
 # draw have exactly the requested standard deviation, as the reference's (JAX-style) init does.
@@ -30,7 +31,17 @@ def trunc_normal_(tensor: torch.Tensor, std: float, generator: torch.Generator) 
 
 
 def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMS normalisation over the last axis, without a learned scale, computed in float32."""
+    """RMS normalisation over the last axis, without a learned scale, computed in float32.
+
+    For a bfloat16 ``x`` the float32 copy is not kept for the backward pass (it would take twice
+    the memory of ``x``): the norm is recomputed from ``x`` there, the same operations again.
+    """
+    if x.dtype == torch.float32 or not torch.is_grad_enabled():
+        return _float32_rms_norm(x, eps)
+    return checkpoint(_float32_rms_norm, x, eps, use_reentrant=False, preserve_rng_state=False)
+
+
+def _float32_rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
     return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
 
 
@@ -56,8 +67,37 @@ class SwiGLU(nn.Module):
         self.down = linear(width, dim, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)
-        return self.down(F.silu(gate) * up)
+        return _GatedDown.apply(self.gate_up(x), self.down.weight)
+
+
+class _GatedDown(torch.autograd.Function):
+    """``down(silu(gate) * up)`` from ``gate_up = [gate, up]``, keeping only ``gate_up``.
+
+    Autograd would keep ``gate_up``, ``silu(gate)`` and their product for the backward pass, four
+    widths W per position; here the two are recomputed from ``gate_up`` (two elementwise passes)
+    and only its two widths are kept, half the SwiGLU's activation memory. The backward runs the
+    operations autograd would run, in the same order, so the gradients are the same.
+    """
+
+    @staticmethod
+    def forward(ctx, gate_up: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        gate, up = gate_up.chunk(2, dim=-1)
+        out = F.linear(F.silu(gate) * up, weight)  # autocast, if on, casts as for any linear
+        ctx.save_for_backward(gate_up, weight)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        gate_up, weight = ctx.saved_tensors
+        gate, up = gate_up.chunk(2, dim=-1)
+        act = F.silu(gate)
+        product = (act * up).flatten(0, -2)  # (N, W)
+        grad_2d = grad_out.flatten(0, -2)  # (N, D)
+        grad_product = grad_2d.mm(weight.to(grad_out.dtype)).view_as(up)  # (.., W)
+        grad_weight = product.t().mm(grad_2d).t()  # (D, W), as autograd forms it for linear
+        grad_gate = torch.ops.aten.silu_backward(grad_product * up, gate)
+        grad_up = grad_product * act
+        return torch.cat([grad_gate, grad_up], dim=-1), grad_weight.to(weight.dtype)
 
 
 class RotaryEmbedding(nn.Module):
@@ -96,7 +136,8 @@ class Attention(nn.Module):
     def forward(self, h: torch.Tensor, rope: RotaryEmbedding | None) -> torch.Tensor:
         B, L, D = h.shape
         qkv = self.qkv(h).view(B, L, 3, self.heads, D // self.heads)
-        qk, v = qkv[:, :, :2], qkv[:, :, 2]  # (B, L, 2, H, K), (B, L, H, K)
+        # v copied out of qkv: a view would keep all of qkv alive for the backward pass.
+        qk, v = qkv[:, :, :2], qkv[:, :, 2].contiguous()  # (B, L, 2, H, K), (B, L, H, K)
         if rope is not None:
             qk = rope(qk)  # queries and keys rotated in one pass
         q, k = qk.unbind(dim=2)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
+import torch.nn.functional as F
 
 from arcpipe.model.layers import (
     Attention,
     RotaryEmbedding,
+    SwiGLU,
     rms_norm,
     swiglu_width,
     trunc_normal_,
@@ -57,3 +60,86 @@ def test_attention_equals_the_textbook_formula() -> None:
     weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(4), dim=-1)
     expected = attn.out((weights @ v).transpose(1, 2).reshape(2, 5, 16))
     assert torch.allclose(attn(h, None), expected, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- activation memory
+
+
+def plain_swiglu(mlp: SwiGLU, x: torch.Tensor) -> torch.Tensor:
+    """The textbook SwiGLU, differentiated by autograd (keeps gate_up, silu(gate), product)."""
+    gate, up = mlp.gate_up(x).chunk(2, dim=-1)
+    return mlp.down(F.silu(gate) * up)
+
+
+def plain_rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    return F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
+
+
+def saved_bytes(fn, *inputs: torch.Tensor, module: torch.nn.Module | None = None) -> int:
+    """Bytes of the distinct activation storages autograd keeps for the backward of fn(*inputs).
+
+    Weights, autocast's bfloat16 copies of them and their transposes are left out (by the shapes
+    of ``module``'s parameters): they are kept once per model, not per example.
+    """
+    params = list(module.parameters()) if module else []
+    weight_shapes = {tuple(p.shape) for p in params} | {tuple(p.shape)[::-1] for p in params}
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if tuple(t.shape) not in weight_shapes:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(*inputs)
+    return sum(storages.values())
+
+
+def value_and_grads(fn, module: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype):
+    """fn(x) under autocast to ``dtype`` (none for float32); d(sum of squares)/d(x, weights)."""
+    x = x.detach().requires_grad_()
+    with torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
+        out = fn(x)
+    grads = torch.autograd.grad(out.float().square().sum(), [x, *module.parameters()])
+    return out, grads
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_swiglu_keeps_half_the_activations_with_the_same_gradients(dtype: torch.dtype) -> None:
+    mlp = SwiGLU(64, 4, torch.Generator().manual_seed(0))  # width 256
+    x = torch.randn(3, 10, 64)
+    lean = value_and_grads(mlp, mlp, x, dtype)
+    plain = value_and_grads(lambda t: plain_swiglu(mlp, t), mlp, x, dtype)
+    assert torch.equal(lean[0], plain[0])
+    for a, b in zip(lean[1], plain[1], strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    x = x.requires_grad_()
+    with torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
+        kept = saved_bytes(mlp, x, module=mlp)
+        textbook = saved_bytes(lambda t: plain_swiglu(mlp, t), x, module=mlp)
+    size = torch.finfo(dtype).bits // 8
+    activation = 3 * 10 * 256 * size  # one (B, L, W) tensor
+    assert kept == 3 * 10 * 64 * size + 2 * activation  # x (in the compute dtype) and gate_up
+    assert textbook == kept + 2 * activation  # silu(gate) and the product
+
+
+def test_bfloat16_rms_norm_keeps_its_input_not_a_float32_copy() -> None:
+    x = torch.randn(3, 10, 64).bfloat16().requires_grad_()
+    lean_out = rms_norm(x, 1e-5)
+    (lean_grad,) = torch.autograd.grad(lean_out.float().square().sum(), x)
+    plain_out = plain_rms_norm(x, 1e-5)
+    (plain_grad,) = torch.autograd.grad(plain_out.float().square().sum(), x)
+    assert torch.equal(lean_out, plain_out) and torch.equal(lean_grad, plain_grad)
+    assert saved_bytes(lambda t: rms_norm(t, 1e-5), x) == x.numel() * 2  # x itself, bfloat16
+    assert saved_bytes(lambda t: plain_rms_norm(t, 1e-5), x) == x.numel() * 4 + 3 * 10 * 4
+
+
+def test_attention_keeps_v_not_all_of_qkv() -> None:
+    attention = Attention(64, 4, torch.Generator().manual_seed(0))
+    h = torch.randn(2, 12, 64, requires_grad=True)
+    rope = RotaryEmbedding(16, 12, 10000.0)
+    unit = 2 * 12 * 64 * 4  # one (B, L, D) float32 tensor
+    # qkv input (h), rotated q and k, v, the output (shared with the out projection's input),
+    # the softmax statistics (B, H, L) and the two rotary tables; no other copy of qkv.
+    expected = unit * (1 + 2 + 1 + 1) + 2 * 4 * 12 * 4 + 2 * 12 * 16 * 4
+    assert saved_bytes(lambda t: attention(t, rope), h, module=attention) == expected

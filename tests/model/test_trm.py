@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from arcpipe.config import ModelConfig
@@ -109,3 +110,26 @@ def test_variants_run_and_golden_value() -> None:
 
 GOLDEN_MEAN = 0.009163185954093933
 GOLDEN_STD = 0.9049591422080994
+
+
+def step_and_grads(model: TRM, dtype: torch.dtype) -> list[torch.Tensor]:
+    """Logits of one supervision step under autocast to ``dtype``, and every weight's gradient."""
+    model.compute_dtype = dtype
+    g = torch.Generator().manual_seed(1)
+    inputs, ids = torch.randint(0, 12, (3, 16), generator=g), torch.tensor([1, 2, 3])
+    with torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
+        out = model(model.initial_state(3), inputs, ids)
+    logits = out.logits.float()
+    loss = logits.square().mean() + out.q_halt.sum() + out.q_continue.sum()
+    return [logits, *torch.autograd.grad(loss, list(model.parameters()))]
+
+
+@pytest.mark.slow  # two compilations, 15-30 s
+@pytest.mark.parametrize(("dtype", "tolerance"), [(torch.float32, 1e-5), (torch.bfloat16, 3e-2)])
+def test_compiled_network_equals_eager(dtype: torch.dtype, tolerance: float) -> None:
+    """train.compile: the memory-saving recomputations and checkpoints compile, same maths."""
+    torch._dynamo.reset()
+    eager, compiled = TRM(TINY, 12, 16, 5, seed=3), TRM(TINY, 12, 16, 5, seed=3)
+    compiled.compile_network()
+    for a, b in zip(step_and_grads(compiled, dtype), step_and_grads(eager, dtype), strict=True):
+        torch.testing.assert_close(a, b, rtol=tolerance, atol=tolerance)
