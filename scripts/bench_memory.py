@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from arcpipe.arc.encode import VOCAB_SIZE  # noqa: E402
 from arcpipe.config import load_config  # noqa: E402
+from arcpipe.model.memory import saved_activation_bytes  # noqa: E402
 from arcpipe.model.trm import TRM  # noqa: E402
 from arcpipe.precision import autocast  # noqa: E402
 from arcpipe.puzzles.build import MAZE_VOCAB, SUDOKU_VOCAB  # noqa: E402
@@ -37,25 +38,14 @@ BOARDS = {
 def saved_bytes_per_example(model: TRM, batch: int, dtype: torch.dtype) -> float:
     """Activation bytes kept for the backward pass of one supervision step, per example."""
     model.compute_dtype = dtype
-    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    weight_shapes = {tuple(p.shape) for p in model.parameters()}
-    weight_shapes |= {s[::-1] for s in weight_shapes}
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in weights and tuple(t.shape) not in weight_shapes:
-            storages[ptr] = t.untyped_storage().nbytes()
-        return t
-
     inputs = torch.randint(0, model.vocab_size, (batch, model.seq_len))
     puzzle_ids = torch.ones(batch, dtype=torch.long)
-    with (
-        torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
-        autocast(torch.device("cpu"), dtype),
-    ):
-        model(model.initial_state(batch), inputs, puzzle_ids)
-    return sum(storages.values()) / batch
+
+    def step() -> None:
+        with autocast(torch.device("cpu"), dtype):
+            model(model.initial_state(batch), inputs, puzzle_ids)
+
+    return saved_activation_bytes(step, model.parameters()) / batch
 
 
 def main() -> None:

@@ -39,6 +39,11 @@ def simple_task(seed: int = 0, n_train: int = 2, n_test: int = 1, size: int = 3)
     return {"train": [pair() for _ in range(n_train)], "test": [pair() for _ in range(n_test)]}
 
 
+def metrics(run: Path) -> list[dict]:
+    """The records of a run's ``metrics.jsonl``."""
+    return [orjson.loads(line) for line in (run / "metrics.jsonl").read_bytes().splitlines()]
+
+
 # --set overrides that shrink any recipe to a model that trains in a second on a CPU.
 TINY_MODEL = [
     "model.hidden_size=32",

@@ -8,11 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from statistics import mean
 
-import orjson
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import REPO, TINY_MODEL
+from helpers import REPO, TINY_MODEL, metrics
 
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.arc.submission import load_submission, validate_submission
@@ -50,8 +49,7 @@ def train(data: Path, run: Path, device: str, steps: int, sets: list[str], quiet
 
 
 def lm_losses(run: Path) -> list[float]:
-    lines = (run / "metrics.jsonl").read_bytes().splitlines()
-    return [m["lm_loss"] for m in map(orjson.loads, lines) if "lm_loss" in m]
+    return [m["lm_loss"] for m in metrics(run) if "lm_loss" in m]
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:

@@ -16,6 +16,7 @@ from arcpipe.model.layers import (
     swiglu_width,
     trunc_normal_,
 )
+from arcpipe.model.memory import saved_activation_bytes
 
 
 def test_truncated_normal_has_the_requested_std_and_bounds() -> None:
@@ -76,23 +77,8 @@ def plain_rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def saved_bytes(fn, *inputs: torch.Tensor, module: torch.nn.Module | None = None) -> int:
-    """Bytes of the distinct activation storages autograd keeps for the backward of fn(*inputs).
-
-    Weights, autocast's bfloat16 copies of them and their transposes are left out (by the shapes
-    of ``module``'s parameters): they are kept once per model, not per example.
-    """
-    params = list(module.parameters()) if module else []
-    weight_shapes = {tuple(p.shape) for p in params} | {tuple(p.shape)[::-1] for p in params}
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        if tuple(t.shape) not in weight_shapes:
-            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(*inputs)
-    return sum(storages.values())
+    """Activation bytes autograd keeps for the backward of fn(*inputs), ``module``'s weights out."""
+    return saved_activation_bytes(lambda: fn(*inputs), module.parameters() if module else ())
 
 
 def value_and_grads(fn, module: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype):

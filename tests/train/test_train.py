@@ -15,7 +15,7 @@ import orjson
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import REPO, torchrun_arcpipe
+from helpers import REPO, metrics, torchrun_arcpipe
 
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.cli import main
@@ -54,10 +54,6 @@ def build_sample(out: Path, tasks: tuple[str, ...], num_aug: int) -> Path:
     options = BuildOptions(num_aug=num_aug, canvas=10, tasks=tasks)
     build_arc_dataset([sample / "training"], sample / "evaluation", out, options, quiet=True)
     return out
-
-
-def metrics(run: Path) -> list[dict]:
-    return [orjson.loads(line) for line in (run / "metrics.jsonl").read_bytes().splitlines()]
 
 
 def losses(run: Path) -> list[tuple[int, float, float]]:
