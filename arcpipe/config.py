@@ -26,38 +26,67 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 @dataclass
 class ModelConfig:
-    """The TRM network and its recursion (reference §4.1; paper symbols in comments)."""
+    """The recursive network: TRM (reference §4.1) or URM (urm-reference §2-3) by its options.
+
+    ``state = "two"`` is TRM's answer y and latent z; ``"single"`` is URM's one hidden state h,
+    updated ``cycles x latent_steps`` times per supervision step, the last ``latent_steps`` with
+    gradients (URM's H_cycles x L_cycles and L_cycles). Paper symbols in comments.
+    """
 
     hidden_size: int = 512  # D
     num_heads: int = 8
     expansion: float = 4.0  # SwiGLU width factor
-    num_layers: int = 2  # blocks in the single network f (reference: L_layers)
+    num_layers: int = 2  # blocks in the single network f (reference: L_layers; URM: num_layers)
     cycles: int = 3  # T: recursion cycles per supervision step (reference: H_cycles)
     latent_steps: int = 4  # n: latent updates per cycle (reference: L_cycles; the paper's n=6)
     supervision_steps: int = 16  # N_sup: ACT steps per sample (reference: halt_max_steps)
     halt_exploration_prob: float = 0.1  # chance a training sample gets a random minimum of steps
+    state: str = "two"  # "two" (TRM: y and z) or "single" (URM: one hidden state h)
     token_mixer: str = "attention"  # "attention" or "mlp" (the reference's mlp_t)
+    mlp: str = "swiglu"  # "swiglu" or "conv_swiglu" (URM: a causal depthwise conv inside)
+    conv_param_dtype: str = "bfloat16"  # storage of conv_swiglu's filter (URM: bfloat16, §9.1)
     pos_encodings: str = "rope"  # "rope", "learned" or "none"
     puzzle_emb_dim: int = 512  # puzzle vector size; 0 disables puzzle embeddings
-    puzzle_emb_len: int = 16  # prefix positions; the puzzle vector fills the first ones
+    puzzle_emb_len: int = 16  # prefix positions (puzzle vector first); 0: ceil(dim / D), URM's
     rms_norm_eps: float = 1e-5
     rope_theta: float = 10000.0
 
     def __post_init__(self) -> None:
+        _check_choice("model.state", self.state, ("two", "single"))
         _check_choice("model.token_mixer", self.token_mixer, ("attention", "mlp"))
+        _check_choice("model.mlp", self.mlp, ("swiglu", "conv_swiglu"))
+        _check_choice("model.conv_param_dtype", self.conv_param_dtype, ("bfloat16", "float32"))
         _check_choice("model.pos_encodings", self.pos_encodings, ("rope", "learned", "none"))
         if self.hidden_size % self.num_heads:
             raise ArcpipeError(
                 f"model.hidden_size ({self.hidden_size}) must be a multiple of model.num_heads "
                 f"({self.num_heads})"
             )
-        if self.puzzle_emb_dim > self.puzzle_emb_len * self.hidden_size:
+        if self.puzzle_emb_len < 0:
+            raise ArcpipeError("model.puzzle_emb_len must be >= 0 (0: derived from the widths)")
+        if self.puzzle_emb_dim > self.prefix_len * self.hidden_size:
             raise ArcpipeError(
                 "model.puzzle_emb_dim must fit in model.puzzle_emb_len x model.hidden_size"
             )
         for name in ("cycles", "latent_steps", "supervision_steps", "num_layers"):
             if getattr(self, name) < 1:
                 raise ArcpipeError(f"model.{name} must be >= 1")
+
+    @property
+    def prefix_len(self) -> int:
+        """Puzzle-prefix positions P: ``puzzle_emb_len``, or ceil(dim / D) when that is 0."""
+        if self.puzzle_emb_dim == 0:
+            return 0
+        return self.puzzle_emb_len or -(-self.puzzle_emb_dim // self.hidden_size)
+
+    @property
+    def family(self) -> str:
+        """``"trm"`` or ``"urm"`` for the two papers' networks, else ``"custom"``."""
+        if (self.state, self.mlp) == ("two", "swiglu"):
+            return "trm"
+        if (self.state, self.mlp) == ("single", "conv_swiglu"):
+            return "urm"
+        return "custom"
 
 
 @dataclass
@@ -70,11 +99,11 @@ class TrainConfig:
     lr_warmup_steps: int = 2000
     lr_schedule: str = "constant"  # "constant" after warmup (reference) or "cosine"
     lr_min_ratio: float = 1.0  # cosine floor as a fraction of lr
-    optimizer: str = "adam_atan2"  # "adam_atan2" (reference) or "adamw"
+    optimizer: str = "adam_atan2"  # "adam_atan2" (reference), "adamw", or "muon" (URM ARC-AGI-2)
     beta1: float = 0.9
     beta2: float = 0.95
     weight_decay: float = 0.1
-    adamw_eps: float = 1e-8  # AdamW only; AdamATan2 has no epsilon
+    adamw_eps: float = 1e-8  # AdamW (and Muon's AdamW part) only; AdamATan2 has no epsilon
     puzzle_emb_lr: float = 1e-2
     puzzle_emb_weight_decay: float = 0.1
     ema: bool = True
@@ -95,7 +124,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_choice("train.lr_schedule", self.lr_schedule, ("constant", "cosine"))
-        _check_choice("train.optimizer", self.optimizer, ("adam_atan2", "adamw"))
+        _check_choice("train.optimizer", self.optimizer, ("adam_atan2", "adamw", "muon"))
         _check_choice("train.loss", self.loss, ("stablemax", "softmax"))
         _check_choice("train.dtype", self.dtype, ("auto", "float32", "bfloat16"))
         _check_choice("train.eval_split", self.eval_split, ("auto", "val", "test"))

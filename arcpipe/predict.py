@@ -1,10 +1,10 @@
 """``arcpipe predict``: every view of every test input -> answers in the task's frame -> vote.
 
 Each view (an example row of the test or validation split) runs ``N_sup`` supervision steps from a
-fresh y and z, as the reference evaluates; with ``halt_early`` a row stops at the first step whose
-``q_halt > 0`` (a speed option). The final answer is cropped at EOS, checked (non-empty), and
-inverted (dihedral, then colours) into its task's frame. Under torchrun the rows are split across
-ranks and the candidates gathered.
+fresh y and z (or URM's h), as the reference evaluates; with ``halt_early`` a row stops at the first
+step whose ``q_halt > 0`` (a speed option). The final answer is cropped at EOS, checked (non-empty),
+and inverted (dihedral, then colours) into its task's frame. Under torchrun the rows are split
+across ranks and the candidates gathered.
 
 A complete fallback submission is written before inference starts and replaced atomically with
 the current vote as views complete; ``max_time`` stops inference and keeps the best submission
@@ -87,7 +87,7 @@ def run_views(
             active = active[~done]
             if len(active) == 0:
                 break
-            state = type(out.state)(out.state.answer[~done], out.state.latent[~done])
+            state = out.state.select(~done)
     logp = (
         log_stablemax(final_logits.double())
         if loss_kind == "stablemax"

@@ -70,34 +70,112 @@ class SwiGLU(nn.Module):
         return _GatedDown.apply(self.gate_up(x), self.down.weight)
 
 
+class ConvSwiGLU(nn.Module):
+    """URM's MLP: ``down(silu(conv(silu(gate(x)) * up(x))))`` on (B, L, D) (urm-reference §2.5).
+
+    ``conv`` is depthwise and left-looking along the positions, kernel 2, with a bias: per channel
+    ``conv(u)[t] = w0 * u[t-1] + w1 * u[t] + b`` with ``u[-1] = 0``. Its weight (W, 1, 2) and bias
+    (W,) keep PyTorch's Conv1d layout and default init, U(-1/sqrt(2), 1/sqrt(2)), and are stored in
+    ``param_dtype`` (the reference: bfloat16); they are cast to the activations' dtype to compute.
+    """
+
+    def __init__(
+        self, dim: int, expansion: float, param_dtype: torch.dtype, generator: torch.Generator
+    ) -> None:
+        super().__init__()
+        width = swiglu_width(dim, expansion)
+        self.gate_up = linear(dim, 2 * width, generator)
+        bound = 1 / math.sqrt(CONV_KERNEL)  # Conv1d's default: 1/sqrt(fan_in), fan_in = 1 x 2
+        weight = torch.empty(width, 1, CONV_KERNEL).uniform_(-bound, bound, generator=generator)
+        bias = torch.empty(width).uniform_(-bound, bound, generator=generator)
+        self.conv_weight = nn.Parameter(weight.to(param_dtype))
+        self.conv_bias = nn.Parameter(bias.to(param_dtype))
+        self.down = linear(width, dim, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _GatedDown.apply(self.gate_up(x), self.down.weight, self.conv_weight, self.conv_bias)
+
+
+CONV_KERNEL = 2  # URM's short convolution: the position itself and the one before it
+
+
+def causal_conv(u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``w0 * u[t-1] + w1 * u[t] + b`` along the positions of ``u`` (B, L, W); weight (W, 1, 2)."""
+    weight, bias = weight.to(u.dtype), bias.to(u.dtype)
+    return torch.addcmul(torch.addcmul(bias, u, weight[:, 0, 1]), _shift_right(u), weight[:, 0, 0])
+
+
+def _shift_right(u: torch.Tensor) -> torch.Tensor:
+    """``u[t-1]`` at position t, zero at t = 0 (B, L, W)."""
+    return F.pad(u, (0, 0, 1, 0))[:, :-1]
+
+
+def _shift_left(u: torch.Tensor) -> torch.Tensor:
+    """``u[t+1]`` at position t, zero at the last position (B, L, W)."""
+    return F.pad(u, (0, 0, 0, 1))[:, 1:]
+
+
 class _GatedDown(torch.autograd.Function):
     """``down(silu(gate) * up)`` from ``gate_up = [gate, up]``, keeping only ``gate_up``.
 
-    Autograd would keep ``gate_up``, ``silu(gate)`` and their product for the backward pass, four
-    widths W per position; here the two are recomputed from ``gate_up`` (two elementwise passes)
-    and only its two widths are kept, half the SwiGLU's activation memory. The backward runs the
-    operations autograd would run, in the same order, so the gradients are the same.
+    With ``conv_weight`` and ``conv_bias`` (ConvSwiGLU) the product goes through
+    :func:`causal_conv` and a SiLU before ``down``.
+
+    Autograd would keep ``gate_up``, ``silu(gate)`` and their product for the backward pass (and
+    the conv's output and its SiLU: six widths W per position for ConvSwiGLU); here they are
+    recomputed from ``gate_up`` (elementwise passes) and only its two widths are kept. The
+    backward runs the operations autograd would run, in the same order, so the SwiGLU gradients
+    are the same bit for bit.
     """
 
     @staticmethod
-    def forward(ctx, gate_up: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx,
+        gate_up: torch.Tensor,
+        weight: torch.Tensor,
+        conv_weight: torch.Tensor | None = None,
+        conv_bias: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         gate, up = gate_up.chunk(2, dim=-1)
-        out = F.linear(F.silu(gate) * up, weight)  # autocast, if on, casts as for any linear
-        ctx.save_for_backward(gate_up, weight)
+        hidden = F.silu(gate) * up
+        if conv_weight is not None:
+            hidden = F.silu(causal_conv(hidden, conv_weight, conv_bias))
+        out = F.linear(hidden, weight)  # autocast, if on, casts as for any linear
+        ctx.save_for_backward(gate_up, weight, conv_weight, conv_bias)
         return out
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        gate_up, weight = ctx.saved_tensors
+    def backward(ctx, grad_out: torch.Tensor):
+        gate_up, weight, conv_weight, conv_bias = ctx.saved_tensors
         gate, up = gate_up.chunk(2, dim=-1)
         act = F.silu(gate)
-        product = (act * up).flatten(0, -2)  # (N, W)
+        product = act * up  # (.., W)
+        hidden = product
+        if conv_weight is not None:
+            conv = causal_conv(product, conv_weight, conv_bias)
+            hidden = F.silu(conv)
         grad_2d = grad_out.flatten(0, -2)  # (N, D)
-        grad_product = grad_2d.mm(weight.to(grad_out.dtype)).view_as(up)  # (.., W)
-        grad_weight = product.t().mm(grad_2d).t()  # (D, W), as autograd forms it for linear
+        grad_hidden = grad_2d.mm(weight.to(grad_out.dtype)).view_as(up)  # (.., W)
+        grad_weight = hidden.flatten(0, -2).t().mm(grad_2d).t()  # (D, W), as autograd forms it
+        grad_conv_weight = grad_conv_bias = None
+        grad_product = grad_hidden
+        if conv_weight is not None:
+            grad_conv = torch.ops.aten.silu_backward(grad_hidden, conv)
+            taps = torch.stack(
+                [(grad_conv * _shift_right(product)).sum((0, 1)), (grad_conv * product).sum((0, 1))]
+            )  # (2, W): d/dw0, d/dw1
+            grad_conv_weight = taps.t().unsqueeze(1).to(conv_weight.dtype)  # (W, 1, 2)
+            grad_conv_bias = grad_conv.sum((0, 1)).to(conv_bias.dtype)
+            w = conv_weight.to(grad_conv.dtype)
+            grad_product = torch.addcmul(grad_conv * w[:, 0, 1], _shift_left(grad_conv), w[:, 0, 0])
         grad_gate = torch.ops.aten.silu_backward(grad_product * up, gate)
         grad_up = grad_product * act
-        return torch.cat([grad_gate, grad_up], dim=-1), grad_weight.to(weight.dtype)
+        return (
+            torch.cat([grad_gate, grad_up], dim=-1),
+            grad_weight.to(weight.dtype),
+            grad_conv_weight,
+            grad_conv_bias,
+        )
 
 
 class RotaryEmbedding(nn.Module):
@@ -148,6 +226,8 @@ class Attention(nn.Module):
 class Block(nn.Module):
     """One post-norm block: token mixing (attention, or an MLP across positions), then a SwiGLU.
 
+    With ``conv_dtype`` the SwiGLU is URM's :class:`ConvSwiGLU`, its filter stored in that dtype.
+
     The MLP mixer (the reference's ``mlp_t``) transposes to (B, D, L), applies a SwiGLU over the
     positions and normalises over the positions too, as the reference does.
     """
@@ -161,12 +241,17 @@ class Block(nn.Module):
         token_mlp: bool,
         eps: float,
         generator: torch.Generator,
+        conv_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         self.eps = eps
         self.token_mlp = SwiGLU(positions, expansion, generator) if token_mlp else None
         self.attention = None if token_mlp else Attention(hidden, heads, generator)
-        self.mlp = SwiGLU(hidden, expansion, generator)
+        self.mlp = (
+            SwiGLU(hidden, expansion, generator)
+            if conv_dtype is None
+            else ConvSwiGLU(hidden, expansion, conv_dtype, generator)
+        )
 
     def forward(self, h: torch.Tensor, rope: RotaryEmbedding | None) -> torch.Tensor:
         if self.token_mlp is not None:

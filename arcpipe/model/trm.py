@@ -1,4 +1,4 @@
-"""The Tiny Recursive Model (paper Algorithm 3; reference §4.3).
+"""The Tiny Recursive Model (paper Algorithm 3; reference §4.3), and URM as its options.
 
 One small network ``f`` (``num_layers`` post-norm blocks) refines a latent ``z`` and an answer
 ``y``, both (B, L, D), given the embedded puzzle ``x``::
@@ -10,6 +10,16 @@ One small network ``f`` (``num_layers`` post-norm blocks) refines a latent ``z``
 One call of :meth:`TRM.forward` is one supervision (ACT) step: T(n+1) applications of ``f``,
 gradients through the last n+1. The board logits come from ``y`` past the puzzle prefix; the halting
 logits from ``y`` at position 0.
+
+With ``state = "single"`` (the Universal Reasoning Model, urm-reference §3) there is one hidden
+state ``h`` in place of y and z, and no answer update::
+
+    repeat T x n times (the first (T-1) n without gradients):
+        h = f(h + x)
+
+so T(n) applications of ``f``, gradients through the last n (URM's truncated backpropagation
+through loops); the logits and halting logits come from ``h`` as from ``y``. URM's network also
+uses ``mlp = "conv_swiglu"`` and a one-position prefix (``puzzle_emb_len = 0``).
 
 Shape legend: B batch, S board tokens, P puzzle-prefix positions, L = P + S, D hidden, V vocab.
 """
@@ -35,8 +45,14 @@ LEARNED_POS_SCALE = 1 / math.sqrt(2)  # averages token and position embeddings, 
 class RecursionState:
     """What one supervision step hands to the next."""
 
-    answer: torch.Tensor  # y, (B, L, D)
-    latent: torch.Tensor  # z, (B, L, D)
+    answer: torch.Tensor  # y, or the single state h: the outputs are read from it, (B, L, D)
+    latent: torch.Tensor | None = None  # z, (B, L, D); None with state = "single"
+
+    def select(self, index: torch.Tensor) -> RecursionState:
+        """The samples picked by ``index`` (a mask or indices over B)."""
+        return RecursionState(
+            self.answer[index], None if self.latent is None else self.latent[index]
+        )
 
 
 @dataclass
@@ -67,7 +83,7 @@ class TRM(nn.Module):
         D = config.hidden_size
         self.config = config
         self.vocab_size, self.seq_len = vocab_size, seq_len
-        self.prefix_len = config.puzzle_emb_len if config.puzzle_emb_dim > 0 else 0
+        self.prefix_len = config.prefix_len
         positions = self.prefix_len + seq_len
         self.compute_dtype = torch.float32  # the trainer sets bfloat16 on GPUs
 
@@ -92,6 +108,7 @@ class TRM(nn.Module):
                 config.token_mixer == "mlp",
                 config.rms_norm_eps,
                 g,
+                getattr(torch, config.conv_param_dtype) if config.mlp == "conv_swiglu" else None,
             )
             for _ in range(config.num_layers)
         )
@@ -100,9 +117,11 @@ class TRM(nn.Module):
         with torch.no_grad():
             self.q_head.weight.zero_()
             self.q_head.bias.fill_(Q_HALT_INIT_BIAS)
-        # Fixed (not learned) starting points of y and z, shared by every position and sample.
+        # Fixed (not learned) starting points of y and z (of h alone with state = "single"),
+        # shared by every position and sample.
         self.register_buffer("answer_init", trunc_normal_(torch.empty(D), 1.0, g))
-        self.register_buffer("latent_init", trunc_normal_(torch.empty(D), 1.0, g))
+        two = config.state == "two"
+        self.register_buffer("latent_init", trunc_normal_(torch.empty(D), 1.0, g) if two else None)
 
     # ------------------------------------------------------------------------- pieces
 
@@ -142,37 +161,58 @@ class TRM(nn.Module):
                 y, z = self.cycle(y, z, x)
         return self.cycle(y, z, x)
 
+    def recurse_single(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """URM: T n updates h = f(h + x); only the last n are differentiated (urm-reference §3)."""
+        with torch.no_grad():
+            for _ in range((self.config.cycles - 1) * self.config.latent_steps):
+                h = self.f(h, x)
+        for _ in range(self.config.latent_steps):
+            h = self.f(h, x)
+        return h
+
     # ------------------------------------------------------------------------- steps
 
     def initial_state(self, batch_size: int, device: torch.device | None = None) -> RecursionState:
-        """Fresh y and z for ``batch_size`` samples, (B, L, D)."""
+        """Fresh y and z (or h) for ``batch_size`` samples, (B, L, D)."""
         shape = (batch_size, self.prefix_len + self.seq_len, self.config.hidden_size)
-        answer = self.answer_init.to(device=device, dtype=self.compute_dtype).expand(shape)
-        latent = self.latent_init.to(device=device, dtype=self.compute_dtype).expand(shape)
-        return RecursionState(answer.contiguous(), latent.contiguous())
+
+        def fresh(init: torch.Tensor | None) -> torch.Tensor | None:
+            if init is None:
+                return None
+            return init.to(device=device, dtype=self.compute_dtype).expand(shape).contiguous()
+
+        return RecursionState(fresh(self.answer_init), fresh(self.latent_init))
 
     def reset(self, state: RecursionState, mask: torch.Tensor) -> RecursionState:
-        """Restart the samples where ``mask`` (B,) is set from the initial y and z."""
+        """Restart the samples where ``mask`` (B,) is set from the initial y and z (or h)."""
         m = mask.view(-1, 1, 1)
-        answer = torch.where(m, self.answer_init.to(state.answer.dtype), state.answer)
-        latent = torch.where(m, self.latent_init.to(state.latent.dtype), state.latent)
-        return RecursionState(answer, latent)
+
+        def restart(init: torch.Tensor | None, old: torch.Tensor | None) -> torch.Tensor | None:
+            return None if init is None else torch.where(m, init.to(old.dtype), old)
+
+        return RecursionState(
+            restart(self.answer_init, state.answer), restart(self.latent_init, state.latent)
+        )
 
     def forward(
         self, state: RecursionState, inputs: torch.Tensor, puzzle_ids: torch.Tensor
     ) -> StepOutput:
         """One supervision step from ``state`` on boards ``inputs`` (B, S)."""
         x = self.embed_input(inputs, puzzle_ids)
-        y, z = self.recurse(state.answer, state.latent, x)
+        if self.config.state == "single":
+            y, z = self.recurse_single(state.answer, x), None
+        else:
+            y, z = self.recurse(state.answer, state.latent, x)
         logits = self.lm_head(y[:, self.prefix_len :])  # (B, S, V)
         q = self.q_head(y[:, 0]).float()  # (B, 2)
-        return StepOutput(RecursionState(y.detach(), z.detach()), logits, q[:, 0], q[:, 1])
+        new_state = RecursionState(y.detach(), None if z is None else z.detach())
+        return StepOutput(new_state, logits, q[:, 0], q[:, 1])
 
     def compile_network(self) -> None:
         """``torch.compile`` the network f, which the recursion calls T(n+1) times a step.
 
-        Fuses the norms, rotary embedding and SwiGLU gating around the matrix products; the
-        embeddings, heads and the puzzle table stay eager.
+        Fuses the norms, rotary embedding and SwiGLU gating (and URM's convolution) around the
+        matrix products; the embeddings, heads and the puzzle table stay eager.
         """
         self.f = torch.compile(self.f, dynamic=False)
 

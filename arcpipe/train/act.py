@@ -22,14 +22,14 @@ from arcpipe.model.trm import TRM, RecursionState, StepOutput
 class Carry:
     """Per-slot state that persists across training steps (and checkpoints)."""
 
-    answer: torch.Tensor  # y, (B, L, D)
-    latent: torch.Tensor  # z, (B, L, D)
+    answer: torch.Tensor  # y (or URM's single state h), (B, L, D)
+    latent: torch.Tensor | None  # z, (B, L, D); None with state = "single"
     steps: torch.Tensor  # (B,) int32 supervision steps taken by the slot's sample
     halted: torch.Tensor  # (B,) bool: the slot takes a new sample at the next step
     batch: Batch  # the slot's current sample
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {
+        state = {
             "answer": self.answer,
             "latent": self.latent,
             "steps": self.steps,
@@ -38,12 +38,13 @@ class Carry:
             "labels": self.batch.labels,
             "puzzle_ids": self.batch.puzzle_ids,
         }
+        return {k: v for k, v in state.items() if v is not None}
 
     @staticmethod
     def from_state_dict(state: dict[str, torch.Tensor], device: torch.device) -> Carry:
         t = {k: v.to(device) for k, v in state.items()}
         batch = Batch(t["inputs"], t["labels"], t["puzzle_ids"])
-        return Carry(t["answer"], t["latent"], t["steps"], t["halted"], batch)
+        return Carry(t["answer"], t.get("latent"), t["steps"], t["halted"], batch)
 
 
 def initial_carry(model: TRM, batch: Batch) -> Carry:

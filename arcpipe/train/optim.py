@@ -7,6 +7,10 @@ extension): decoupled weight decay, Adam moments, and ``atan2(m, sqrt(v))`` in p
     p <- p * (1 - lr * wd)
     m <- lerp(m, g, 1 - b1);  v <- lerp(v, g^2, 1 - b2)
     p <- p - lr / (1 - b1^t) * atan2(m, sqrt(v) / sqrt(1 - b2^t))
+
+For a parameter stored in bfloat16 (URM's conv filters) the moments are kept in bfloat16 too and
+the step is computed in float32 and rounded once into the parameter, as the reference's fused
+kernel does. ``train.optimizer = "muon"`` is :class:`arcpipe.train.muon.Muon`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Iterable
 import torch
 
 from arcpipe.config import TrainConfig
+from arcpipe.train.muon import Muon
 
 
 class AdamATan2(torch.optim.Optimizer):
@@ -46,17 +51,28 @@ class AdamATan2(torch.optim.Optimizer):
                     state["exp_avg_sq"] = torch.zeros_like(p)
                 state["step"] += 1
                 t = state["step"]
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                p.mul_(1 - lr * wd)
-                m.lerp_(p.grad, 1 - beta1)
-                v.lerp_(p.grad.square(), 1 - beta2)
+                # At least float32; these are the tensors themselves for float32/64 parameters.
+                wide = torch.promote_types(p.dtype, torch.float32)
+                w, g = p.to(wide), p.grad.to(wide)
+                m, v = state["exp_avg"].to(wide), state["exp_avg_sq"].to(wide)
+                w.mul_(1 - lr * wd)
+                m.lerp_(g, 1 - beta1)
+                v.lerp_(g.square(), 1 - beta2)
                 denom = v.sqrt() / math.sqrt(1 - beta2**t)
-                p.add_(torch.atan2(m, denom), alpha=-lr / (1 - beta1**t))
+                w.add_(torch.atan2(m, denom), alpha=-lr / (1 - beta1**t))
+                if p.dtype != wide:
+                    p.copy_(w)
+                    state["exp_avg"].copy_(m)
+                    state["exp_avg_sq"].copy_(v)
 
 
 def make_optimizer(params: Iterable[torch.Tensor], config: TrainConfig) -> torch.optim.Optimizer:
     """The dense optimizer named by ``config.optimizer``; its lr is set every step."""
     betas = (config.beta1, config.beta2)
+    if config.optimizer == "muon":
+        return Muon(
+            params, lr=0.0, weight_decay=config.weight_decay, betas=betas, eps=config.adamw_eps
+        )
     if config.optimizer == "adamw":
         return torch.optim.AdamW(
             params, lr=0.0, betas=betas, weight_decay=config.weight_decay, eps=config.adamw_eps

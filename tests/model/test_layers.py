@@ -1,4 +1,4 @@
-"""Layers: init, norm, SwiGLU widths, rotary embeddings, attention."""
+"""Layers: init, norm, SwiGLU widths, URM's ConvSwiGLU, rotary embeddings, attention."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from arcpipe.model.layers import (
     Attention,
+    ConvSwiGLU,
     RotaryEmbedding,
     SwiGLU,
     rms_norm,
@@ -129,3 +130,105 @@ def test_attention_keeps_v_not_all_of_qkv() -> None:
     # the softmax statistics (B, H, L) and the two rotary tables; no other copy of qkv.
     expected = unit * (1 + 2 + 1 + 1) + 2 * 4 * 12 * 4 + 2 * 12 * 16 * 4
     assert saved_bytes(lambda t: attention(t, rope), h, module=attention) == expected
+
+
+# --------------------------------------------------------------------------- ConvSwiGLU (URM)
+
+
+def conv_swiglu(dim: int, dtype: torch.dtype = torch.float32, seed: int = 0) -> ConvSwiGLU:
+    return ConvSwiGLU(dim, 4, dtype, torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_conv_swiglu_on_a_hand_checked_case(dtype: torch.dtype) -> None:
+    """Width 256 (dim 8 would give 256 too); only channels 0 and 1 carry values here."""
+    mlp = conv_swiglu(8).to(dtype)
+    with torch.no_grad():
+        for p in mlp.parameters():
+            p.zero_()
+        mlp.gate_up.weight[0, 0] = 1.0  # gate of channel 0 = x0
+        mlp.gate_up.weight[256, 1] = 1.0  # up of channel 0 = x1
+        mlp.gate_up.weight[1, 0] = 2.0  # gate of channel 1 = 2 x0
+        mlp.gate_up.weight[257, 1] = 1.0  # up of channel 1 = x1
+        mlp.conv_weight[0, 0] = torch.tensor([0.5, 2.0])  # w0 (previous), w1 (current)
+        mlp.conv_bias[0] = 0.25
+        mlp.conv_weight[1, 0] = torch.tensor([-1.0, 1.0])
+        mlp.down.weight[0, 0] = 1.0  # output 0 = channel 0
+        mlp.down.weight[1, 1] = 3.0  # output 1 = 3 x channel 1
+    x = torch.zeros(1, 3, 8, dtype=dtype)
+    x[0, :, 0] = torch.tensor([1.0, -2.0, 0.5], dtype=dtype)
+    x[0, :, 1] = torch.tensor([3.0, 1.0, -1.0], dtype=dtype)
+    out = mlp(x)
+    x0, x1 = x[0, :, 0], x[0, :, 1]
+    u0, u1 = F.silu(x0) * x1, F.silu(2 * x0) * x1  # the gated products per position
+    prev0, prev1 = F.pad(u0, (1, 0))[:-1], F.pad(u1, (1, 0))[:-1]
+    expected0 = F.silu(0.5 * prev0 + 2.0 * u0 + 0.25)
+    expected1 = 3 * F.silu(-1.0 * prev1 + u1)
+    torch.testing.assert_close(out[0, :, 0], expected0, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(out[0, :, 1], expected1, rtol=1e-6, atol=1e-7)
+    assert (out[0, :, 2:] == 0).all()
+    # Position 0 sees no previous position: silu(2 u0[0] + 0.25), written out.
+    first = 2.0 * (F.silu(torch.tensor(1.0, dtype=dtype)) * 3.0) + 0.25
+    torch.testing.assert_close(out[0, 0, 0], F.silu(first))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_conv_swiglu_is_causal_by_one_position(dtype: torch.dtype) -> None:
+    """Changing position t changes the outputs at t and t + 1 only."""
+    mlp = conv_swiglu(16, seed=1).to(dtype)
+    x = torch.randn(2, 9, 16, dtype=dtype, generator=torch.Generator().manual_seed(2))
+    base = mlp(x)
+    for t in range(9):
+        changed = x.clone()
+        changed[:, t] += 1.0
+        moved = (mlp(changed) - base).abs().amax(dim=(0, 2)) > 0
+        assert moved.tolist() == [i in (t, t + 1) for i in range(9)], t
+
+
+def plain_conv_swiglu(mlp: ConvSwiGLU, x: torch.Tensor) -> torch.Tensor:
+    """The reference's layers: Conv1d(padding 1, groups W, bias) cropped to L, by autograd."""
+    gate, up = mlp.gate_up(x).chunk(2, dim=-1)
+    product = (F.silu(gate) * up).transpose(1, 2)  # (B, W, L)
+    weight, bias = mlp.conv_weight.to(x.dtype), mlp.conv_bias.to(x.dtype)
+    conv = F.conv1d(product, weight, bias, padding=1, groups=weight.shape[0])
+    return mlp.down(F.silu(conv[..., : x.shape[1]].transpose(1, 2)))
+
+
+def test_conv_swiglu_equals_the_reference_layers_in_value_and_gradient() -> None:
+    """float64 (to rounding), and the gradient of every input and weight, conv included."""
+    mlp = conv_swiglu(16, seed=3).double()
+    x = torch.randn(3, 7, 16, dtype=torch.float64)
+    lean = value_and_grads(mlp, mlp, x, torch.float32)
+    plain = value_and_grads(lambda t: plain_conv_swiglu(mlp, t), mlp, x, torch.float32)
+    torch.testing.assert_close(lean[0], plain[0], rtol=1e-12, atol=1e-12)
+    names = ["x", *(n for n, _ in mlp.named_parameters())]
+    for name, a, b in zip(names, lean[1], plain[1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=name)
+
+
+def test_conv_swiglu_init_and_storage_dtype() -> None:
+    """PyTorch's Conv1d default init U(+-1/sqrt(2)); bfloat16 storage, computed in the input's."""
+    mlp = conv_swiglu(512, torch.bfloat16)
+    assert mlp.conv_weight.shape == (1536, 1, 2) and mlp.conv_bias.shape == (1536,)
+    assert mlp.conv_weight.dtype == mlp.conv_bias.dtype == torch.bfloat16
+    assert mlp.gate_up.weight.dtype == torch.float32
+    bound = 1 / math.sqrt(2)
+    for p in (mlp.conv_weight, mlp.conv_bias):
+        assert p.abs().max() <= bound and p.abs().max() > 0.99 * bound
+        assert abs(p.float().std().item() - bound / math.sqrt(3)) < 0.03  # uniform's std
+    x = torch.randn(2, 4, 512)
+    out = mlp(x)
+    assert out.dtype == torch.float32
+    grads = torch.autograd.grad(out.square().sum(), [mlp.conv_weight, mlp.conv_bias])
+    assert all(g.dtype == torch.bfloat16 for g in grads)
+    assert conv_swiglu(512, torch.float32).conv_weight.dtype == torch.float32
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_conv_swiglu_keeps_only_gate_up(dtype: torch.dtype) -> None:
+    mlp = conv_swiglu(64)  # width 256
+    x = torch.randn(3, 10, 64, requires_grad=True)
+    with torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
+        kept = saved_bytes(mlp, x, module=mlp)
+    size = torch.finfo(dtype).bits // 8
+    assert kept == 3 * 10 * 64 * size + 2 * 3 * 10 * 256 * size  # x and gate_up
