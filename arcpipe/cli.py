@@ -480,11 +480,15 @@ def report(
 @click.option("--overwrite", is_flag=True)
 def export(run: Path, out: Path, checkpoint: str, overwrite: bool) -> None:
     """Write a slim model of RUN to OUT: EMA weights, config, mean puzzle embedding."""
-    from arcpipe.export import export_checkpoint, export_size
+    from arcpipe.export import export_checkpoint, export_record, export_size
     from arcpipe.predict import resolve_checkpoint
 
     export_checkpoint(resolve_checkpoint(run, checkpoint), out, overwrite=overwrite)
-    stdout.print(f"export {out} ({export_size(out):,} bytes)")
+    model = export_record(out)["model"]
+    stdout.print(
+        f"export {out}: {model['family'].upper()} ({model['state']} state, {model['mlp']}, "
+        f"{model['parameters']:,} parameters), {export_size(out):,} bytes"
+    )
 
 
 # ----------------------------------------------------------------------------- demo
@@ -499,12 +503,19 @@ def export(run: Path, out: Path, checkpoint: str, overwrite: bool) -> None:
     help="Folder for everything the demo writes.",
 )
 @click.option("--steps", default=400, show_default=True, help="Training steps (~0.45 s each).")
+@click.option(
+    "--model",
+    type=click.Choice(["trm", "urm"]),
+    default="trm",
+    show_default=True,
+    help="trm: the tiny recipe; urm: urm_tiny, the Universal Reasoning Model at the same size.",
+)
 @click.option("--quiet", is_flag=True)
-def demo(out: Path, steps: int, quiet: bool) -> None:
+def demo(out: Path, steps: int, model: str, quiet: bool) -> None:
     """Run the whole flow on the project's sample tasks: build, train, predict, score, report."""
     from arcpipe.demo import DEMO_BUILD, run_demo
 
-    result = run_demo(out, steps=steps, quiet=quiet)
+    result = run_demo(out, steps=steps, quiet=quiet, model=model)
     print_build_summary(result.data, DEMO_BUILD.num_aug)
     solved = ", ".join(result.solved) or "none"
     stdout.print(

@@ -1,8 +1,9 @@
 """``arcpipe demo``: the whole flow on the project's own sample tasks, sized for a laptop CPU.
 
-build-data (data/sample, 10x10 canvas) -> train (the ``tiny`` recipe) -> predict (two attempts,
-every view) -> score (against the sample solutions) -> report (HTML). Everything lands under one
-folder; the score and the paths are printed at the end.
+build-data (data/sample, 10x10 canvas) -> train (the ``tiny`` recipe, or ``urm_tiny`` for the
+Universal Reasoning Model) -> predict (two attempts, every view) -> score (against the sample
+solutions) -> report (HTML). Everything lands under one folder; the score and the paths are
+printed at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from arcpipe.errors import ArcpipeError
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
 DEMO_BUILD = BuildOptions(num_aug=2, canvas=10, seed=42)  # 3 views per test input
 DEMO_STEPS = 400  # about 3 minutes on 2 CPU cores
+DEMO_RECIPES = {"trm": "tiny", "urm": "urm_tiny"}  # --model -> the CPU-sized recipe it trains
 
 
 @dataclass
@@ -42,8 +44,10 @@ def sample_sources(root: Path = SAMPLE_DIR) -> tuple[Path, Path]:
     return train, evaluation
 
 
-def run_demo(out: Path, steps: int = DEMO_STEPS, quiet: bool = False) -> DemoResult:
-    """Run every stage under ``out`` (replacing an earlier demo's results)."""
+def run_demo(
+    out: Path, steps: int = DEMO_STEPS, quiet: bool = False, model: str = "trm"
+) -> DemoResult:
+    """Run every stage under ``out`` (replacing an earlier demo's results) with ``model``."""
     from arcpipe.arc.candidates import Candidates
     from arcpipe.arc.score import load_solutions, score_submission
     from arcpipe.arc.submission import load_submission
@@ -62,7 +66,8 @@ def run_demo(out: Path, steps: int = DEMO_STEPS, quiet: bool = False) -> DemoRes
         import shutil
 
         shutil.rmtree(run)
-    train(RunOptions(out / "data", load_config("tiny"), run, max_steps=steps, quiet=quiet))
+    config = load_config(DEMO_RECIPES[model])
+    train(RunOptions(out / "data", config, run, max_steps=steps, quiet=quiet))
     submission = out / "submission.json"
     result = predict(PredictOptions(out / "data", submission, run=run, quiet=quiet))
     score = score_submission(load_submission(submission), load_solutions(evaluation))

@@ -6,8 +6,12 @@ that mean, the reference's rule). The per-puzzle table itself (1.7 GB for ARC-AG
 
     OUT/model.safetensors   network weights and buffers, plus "puzzle_table.mean" (D,)
     OUT/config.toml         the resolved config
-    OUT/export.json         format, arcpipe version, step, and the source dataset's vocabulary,
+    OUT/export.json         format, arcpipe version, step, the model it holds (family "trm" or
+                            "urm", state, mlp, parameters), and the source dataset's vocabulary,
                             canvas and fingerprint
+
+Imports run one way: this module reads checkpoints through :mod:`arcpipe.train.checkpoint`, which
+knows nothing of exports; :func:`load_init_source` is what ``--init-from`` reads.
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import safetensors.torch
+import torch
+from safetensors import SafetensorError, safe_open
 
 from arcpipe import __version__
-from arcpipe.config import load_config, save_config
+from arcpipe.config import ModelConfig, load_config, save_config
 from arcpipe.errors import ArcpipeError
-from arcpipe.fsutil import atomic_directory, write_json_atomic
-from arcpipe.safetensors import load_file, save_file
+from arcpipe.fsutil import atomic_directory, write_bytes_atomic, write_json_atomic
+from arcpipe.train.checkpoint import Checkpoint, load_checkpoint
 
 EXPORT_FORMAT = "arcpipe-export"
 EXPORT_VERSION = 1
@@ -29,8 +36,6 @@ MEAN_KEY = "puzzle_table.mean"
 
 def export_checkpoint(checkpoint: Path, out: Path, overwrite: bool = False) -> Path:
     """Write the export of a checkpoint directory (or a run's best/last) to ``out``."""
-    from arcpipe.train.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(checkpoint)
     tensors = dict(ckpt.model_weights(prefer_ema=True))
     table = (ckpt.tensors.get("puzzle_table") or {}).get("weights")
@@ -41,31 +46,55 @@ def export_checkpoint(checkpoint: Path, out: Path, overwrite: bool = False) -> P
         "format_version": EXPORT_VERSION,
         "arcpipe_version": __version__,
         "step": ckpt.state.get("step"),
+        "model": model_record(ckpt.config.model, ckpt.tensors["weights"]),
         "dataset": ckpt.state.get("dataset", {}),
         "best": ckpt.state.get("best", {}),
     }
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        save_file(tensors, tmp / "model.safetensors", metadata={"format": EXPORT_FORMAT})
+        save_tensors(tensors, tmp / "model.safetensors", metadata={"format": EXPORT_FORMAT})
         save_config(ckpt.config, tmp / "config.toml")
         write_json_atomic(tmp / "export.json", record)
     return out
+
+
+def model_record(config: ModelConfig, weights: dict[str, torch.Tensor]) -> dict:
+    """Which network an export holds: family, recursion state, MLP and trainable parameters."""
+    parameters = sum(
+        t.numel() for k, t in weights.items() if not k.endswith(("_init", "puzzle_table.weights"))
+    )
+    return {
+        "family": config.family,
+        "state": config.state,
+        "mlp": config.mlp,
+        "num_layers": config.num_layers,
+        "hidden_size": config.hidden_size,
+        "parameters": parameters,
+    }
 
 
 def is_export(path: Path) -> bool:
     return (path / "export.json").is_file()
 
 
-def load_export(path: Path):
+def export_record(path: Path) -> dict:
+    """The ``export.json`` of the export at ``path``.
+
+    Raises:
+        ArcpipeError: it is not an arcpipe export of this format version.
+    """
+    record = orjson.loads((path / "export.json").read_bytes())
+    if record.get("format") != EXPORT_FORMAT or record.get("format_version") != EXPORT_VERSION:
+        raise ArcpipeError("not an arcpipe export of this version", file=path)
+    return record
+
+
+def load_export(path: Path) -> Checkpoint:
     """An export as a :class:`~arcpipe.train.checkpoint.Checkpoint` for ``--init-from``.
 
     The table is the single mean row, so "start the new table at the old table's mean" holds.
     """
-    from arcpipe.train.checkpoint import Checkpoint
-
-    record = orjson.loads((path / "export.json").read_bytes())
-    if record.get("format") != EXPORT_FORMAT or record.get("format_version") != EXPORT_VERSION:
-        raise ArcpipeError("not an arcpipe export of this version", file=path)
-    tensors, _ = load_file(path / "model.safetensors")
+    record = export_record(path)
+    tensors, _ = load_tensors(path / "model.safetensors")
     mean = tensors.pop(MEAN_KEY, None)
     loaded = {"weights": tensors}
     if mean is not None:
@@ -74,6 +103,34 @@ def load_export(path: Path):
     return Checkpoint(path.resolve(), loaded, state, load_config(path / "config.toml"))
 
 
+def load_init_source(path: str | Path) -> Checkpoint:
+    """What ``--init-from`` names: an export, a checkpoint directory, or a run (its ``last``)."""
+    path = Path(path)
+    return load_export(path) if is_export(path) else load_checkpoint(path)
+
+
 def export_size(path: Path) -> int:
     """Bytes of an export on disk."""
     return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+
+
+def save_tensors(
+    tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
+) -> None:
+    """Write ``tensors`` (any device, contiguous or not) as a safetensors file, atomically."""
+    cpu = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    write_bytes_atomic(path, safetensors.torch.save(cpu, metadata=metadata))
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file into CPU tensors; returns (tensors, metadata).
+
+    Raises:
+        ArcpipeError: the file is missing or not a valid safetensors file.
+    """
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            names = list(f.keys())  # a safe_open handle, not a dict
+            return {name: f.get_tensor(name) for name in names}, dict(f.metadata() or {})
+    except (OSError, SafetensorError) as err:
+        raise ArcpipeError(f"not a readable safetensors file: {err}", file=path) from None

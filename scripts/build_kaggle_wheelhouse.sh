@@ -13,10 +13,11 @@
 # The list is explicit (arcpipe's dependencies in pyproject.toml, less what Kaggle certainly has):
 #   numba, llvmlite   JIT kernels of the dataset build (llvmlite is numba's backend)
 #   orjson            fast JSON for datasets, checkpoints and submissions
+#   safetensors       the export's weight file (model.safetensors)
 #   rich + markdown-it-py, mdurl, pygments   progress and tables (rich's own dependencies)
 #   click             the command line
-# Kaggle's image most likely has numba, click and rich already; their wheels are only a safety net
-# (pip keeps an installed version that satisfies arcpipe's requirement). numpy is on Kaggle and is
+# Kaggle's image most likely has numba, click, rich and safetensors already; their wheels are only
+# a safety net (pip keeps an installed version that satisfies arcpipe's requirement). numpy is on Kaggle and is
 # fetched only with --with-numpy. torch is NEVER fetched: Kaggle's CUDA build must stay in place.
 # tomli is not needed on Python >= 3.11. SPEC arguments replace a default by name or add one,
 # e.g. numba==0.60.0 to match the numpy of Kaggle's image.
@@ -28,7 +29,7 @@ out="kaggle-wheelhouse"
 python_version="3.11"
 with_numpy=0
 dry_run=0
-specs=(numba llvmlite orjson rich markdown-it-py mdurl pygments click)
+specs=(numba llvmlite orjson safetensors rich markdown-it-py mdurl pygments click)
 extra=()
 
 usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }

@@ -54,6 +54,15 @@ TINY_MODEL = [
     "model.supervision_steps=2",
     "train.global_batch_size=4",
 ]
+# The same size with URM's network (single state, ConvSwiGLU with its bfloat16 filter, 1-position
+# prefix) and two cycles, so that its no-gradient loops run too.
+TINY_URM = [
+    *TINY_MODEL,
+    "model.state=single",
+    "model.mlp=conv_swiglu",
+    "model.puzzle_emb_len=0",
+    "model.cycles=2",
+]
 
 
 def torchrun_arcpipe(args: list[str], port_base: int) -> subprocess.CompletedProcess:

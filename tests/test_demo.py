@@ -9,18 +9,22 @@ import pytest
 from click.testing import CliRunner
 
 from arcpipe.cli import main
+from arcpipe.config import load_config
 from arcpipe.data.dataset import Dataset
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
 
-def run_demo(out: Path, steps: int):
-    return CliRunner().invoke(main, ["demo", "--out", str(out), "--steps", str(steps), "--quiet"])
+def run_demo(out: Path, steps: int, model: str = "trm"):
+    args = ["demo", "--out", str(out), "--steps", str(steps), "--model", model, "--quiet"]
+    return CliRunner().invoke(main, args)
 
 
-def test_demo_runs_every_stage(tmp_path: Path) -> None:
-    result = run_demo(tmp_path / "demo", steps=3)
+@pytest.mark.parametrize("model", ["trm", "urm"])
+def test_demo_runs_every_stage(tmp_path: Path, model: str) -> None:
+    result = run_demo(tmp_path / "demo", steps=3, model=model)
     assert result.exit_code == 0, result.output
+    assert load_config(tmp_path / "demo" / "run" / "config.toml").model.family == model
     ds = Dataset.open(tmp_path / "demo" / "data")
     assert ds.manifest["counts"]["tasks"] == 16
     assert sum(t.role == "target" for t in ds.tasks) == 4

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import TINY_MODEL
+from helpers import TINY_MODEL, TINY_URM
 
 from arcpipe.cli import main
-from arcpipe.export import MEAN_KEY
-from arcpipe.safetensors import load_file, save_file
+from arcpipe.errors import ArcpipeError
+from arcpipe.export import MEAN_KEY, load_tensors, save_tensors
 from arcpipe.train.checkpoint import load_checkpoint
 
 
@@ -25,44 +26,53 @@ def test_safetensors_round_trip(tmp_path: Path) -> None:
         "f": torch.tensor([True, False]),
         "g": torch.randn(4, 3).T,  # not contiguous
     }
-    save_file(tensors, tmp_path / "x.safetensors", metadata={"k": "v"})
-    loaded, metadata = load_file(tmp_path / "x.safetensors")
+    save_tensors(tensors, tmp_path / "x.safetensors", metadata={"k": "v"})
+    loaded, metadata = load_tensors(tmp_path / "x.safetensors")
     assert metadata == {"k": "v"} and set(loaded) == set(tensors)
     for name, tensor in tensors.items():
         assert loaded[name].dtype == tensor.dtype and torch.equal(loaded[name], tensor), name
-    raw = (tmp_path / "x.safetensors").read_bytes()
-    assert int.from_bytes(raw[:8], "little") % 8 == 0
+    assert not list(tmp_path.glob(".*"))  # written under a temporary name, then renamed
 
 
-def test_files_interoperate_with_the_safetensors_library(tmp_path: Path) -> None:
-    library = pytest.importorskip("safetensors.torch", reason="safetensors is not installed")
-    tensors = {"w": torch.randn(2, 3), "h": torch.randn(4).to(torch.bfloat16)}
-    save_file(tensors, tmp_path / "ours.safetensors")
-    theirs = library.load_file(str(tmp_path / "ours.safetensors"))
-    assert all(torch.equal(theirs[k], v) for k, v in tensors.items())
-    library.save_file(tensors, str(tmp_path / "theirs.safetensors"))
-    ours, _ = load_file(tmp_path / "theirs.safetensors")
-    assert all(torch.equal(ours[k], v) for k, v in tensors.items())
+def test_unreadable_tensor_file_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ArcpipeError, match="not a readable safetensors file") as err:
+        load_tensors(bad)
+    assert str(bad) in str(err.value)
+    with pytest.raises(ArcpipeError, match="not a readable safetensors file"):
+        load_tensors(tmp_path / "missing.safetensors")
 
 
-def train(data: Path, out: Path, *extra: str) -> None:
+def train(data: Path, out: Path, *extra: str, model: list[str] = TINY_MODEL) -> None:
     args = ["train", "--data", str(data), "--out", str(out), "--quiet", "--max-steps", "3", *extra]
-    for s in TINY_MODEL:
+    for s in model:
         args += ["--set", s]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.parametrize(("model", "family"), [(TINY_MODEL, "trm"), (TINY_URM, "urm")])
 def test_export_is_slim_and_post_training_from_it_equals_from_the_run(
-    sample_dataset: Path, tmp_path: Path
+    sample_dataset: Path, tmp_path: Path, model: list[str], family: str
 ) -> None:
+    """TRM and URM (whose conv filter is stored in bfloat16) alike; the export says which."""
     run = tmp_path / "run"
-    train(sample_dataset, run, "--set", "train.ema=true")  # the export takes the EMA weights
+    train(sample_dataset, run, "--set", "train.ema=true", model=model)  # exports take EMA weights
     result = CliRunner().invoke(main, ["export", str(run), str(tmp_path / "export")])
     assert result.exit_code == 0, result.output
+    assert family.upper() in result.stdout
+    record = orjson.loads((tmp_path / "export" / "export.json").read_bytes())
+    trained = load_checkpoint(run)
+    assert record["model"]["family"] == family and record["model"]["state"] == (
+        "single" if family == "urm" else "two"
+    )
+    assert record["model"]["parameters"] == sum(
+        t.numel() for k, t in trained.tensors["weights"].items() if not k.endswith("_init")
+    )
     files = sorted(p.name for p in (tmp_path / "export").iterdir())
     assert files == ["config.toml", "export.json", "model.safetensors"]
-    tensors, _ = load_file(tmp_path / "export" / "model.safetensors")
+    tensors, _ = load_tensors(tmp_path / "export" / "model.safetensors")
     ckpt = load_checkpoint(run)
     assert not any(k.startswith("puzzle_table.weights") for k in tensors)
     assert torch.allclose(tensors[MEAN_KEY], ckpt.tensors["puzzle_table"]["weights"].mean(0))
@@ -71,9 +81,8 @@ def test_export_is_slim_and_post_training_from_it_equals_from_the_run(
 
     frozen = ["--set", "train.lr=0", "--set", "train.puzzle_emb_lr=0", "--set", "train.ema=false"]
     train(sample_dataset, tmp_path / "from-run", "--init-from", str(run), *frozen)
-    train(
-        sample_dataset, tmp_path / "from-export", "--init-from", str(tmp_path / "export"), *frozen
-    )
+    export = str(tmp_path / "export")
+    train(sample_dataset, tmp_path / "from-export", "--init-from", export, *frozen)
     a, b = load_checkpoint(tmp_path / "from-run"), load_checkpoint(tmp_path / "from-export")
     for name in ("weights", "puzzle_table"):
         for key, value in a.tensors[name].items():

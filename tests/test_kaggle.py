@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, TINY_MODEL
+from helpers import REPO, TINY_MODEL, TINY_URM
 
 from arcpipe import kaggle
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
@@ -71,10 +71,8 @@ def competition(shared_data: Path, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def export(competition: Path, tmp_path_factory) -> Path:
+def train_and_export(competition: Path, work: Path, model: list[str]) -> Path:
     """A tiny model trained for two steps on the reduced tasks, exported."""
-    work = tmp_path_factory.mktemp("export")
     data = work / "data"
     build_arc_dataset(
         [competition / "arc-agi_training_challenges.json"],
@@ -83,9 +81,19 @@ def export(competition: Path, tmp_path_factory) -> Path:
         BuildOptions(num_aug=2, canvas=CANVAS),
         quiet=True,
     )
-    config = load_config("tiny", TINY_MODEL)
+    config = load_config("tiny", model)
     train(RunOptions(data, config, work / "run", max_steps=2, device="cpu", quiet=True))
     return export_checkpoint(work / "run", work / "arcpipe-export")
+
+
+@pytest.fixture(scope="module")
+def export(competition: Path, tmp_path_factory) -> Path:
+    return train_and_export(competition, tmp_path_factory.mktemp("export"), TINY_MODEL)
+
+
+@pytest.fixture(scope="module")
+def urm_export(competition: Path, tmp_path_factory) -> Path:
+    return train_and_export(competition, tmp_path_factory.mktemp("urm-export"), TINY_URM)
 
 
 def make_root(base: Path, competition: Path, export: Path) -> Path:
@@ -182,6 +190,42 @@ def test_a_failed_prediction_keeps_a_valid_submission(
     assert is_fallback(root, check_submission(root))
 
 
+def test_the_notebook_post_trains_a_urm_export_with_the_urm_recipe(
+    competition: Path, urm_export: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    root = make_root(tmp_path, competition, urm_export)
+    namespace = run_notebook(root, monkeypatch)
+    assert set(statuses(namespace).values()) == {"ok"}
+    check_submission(root)
+    assert "(URM, " in capsys.readouterr().out  # the log says which model it found
+    assert "--config kaggle_posttrain_urm" in (root / "working/arcpipe-logs/train.log").read_text()
+    run = root / "temp" / "arcpipe" / "run"
+    posttrained = load_config(run / "config.toml")
+    assert posttrained.model.family == "urm" and posttrained.model.state == "single"
+
+
+def test_auto_post_training_recipe_follows_the_export(
+    export: Path, urm_export: Path, tmp_path: Path
+) -> None:
+    def chosen(path: Path | None, setting: str = "auto") -> str:
+        settings = kaggle.Settings(root=tmp_path, posttrain_config=setting, export=str(path or ""))
+        return kaggle.Flow(settings).posttrain_config()
+
+    assert chosen(export) == "kaggle_posttrain" and chosen(urm_export) == "kaggle_posttrain_urm"
+    assert chosen(urm_export, "my.toml") == "my.toml"
+    old = tmp_path / "old-export"  # an export written before exports named their model
+    shutil.copytree(export, old)
+    record = json.loads((old / "export.json").read_text())
+    del record["model"]
+    (old / "export.json").write_text(json.dumps(record))
+    assert chosen(old) == "kaggle_posttrain"
+    assert kaggle.files.describe_export(old) == str(old)
+    assert kaggle.files.describe_export(urm_export).endswith("parameters)")
+    assert load_config("kaggle_posttrain_urm").train.global_batch_size * 2 == (
+        load_config("kaggle_posttrain").train.global_batch_size
+    )
+
+
 # ----------------------------------------------------------------------------- pieces
 
 
@@ -205,7 +249,9 @@ def test_wheelhouse_dry_run_lists_packages_and_never_torch() -> None:
     assert result.returncode == 0, result.stderr
     line = next(x for x in result.stdout.splitlines() if x.startswith("packages:"))
     packages = line.split()[1:]
-    assert {"arcpipe", "numba", "llvmlite", "orjson", "rich", "click"} <= set(packages)
+    assert {"arcpipe", "numba", "llvmlite", "orjson", "safetensors", "rich", "click"} <= set(
+        packages
+    )
     assert "torch" not in packages and "numpy" not in packages
     assert "pip download --only-binary=:all:" in result.stdout
     refused = subprocess.run(

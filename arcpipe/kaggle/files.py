@@ -81,6 +81,29 @@ def find_export(input_dir: Path) -> Path | None:
     return None
 
 
+def export_family(export: Path | None) -> str | None:
+    """The model family ("trm", "urm", ...) an export's ``export.json`` names, if it names one."""
+    if export is None:
+        return None
+    try:
+        return json.loads((export / "export.json").read_text()).get("model", {}).get("family")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def describe_export(export: Path | None) -> str:
+    """``PATH (URM, 13,663,234 parameters)`` for the log; exports before URM name no model."""
+    if export is None:
+        return "none"
+    try:
+        model = json.loads((export / "export.json").read_text()).get("model") or {}
+    except (OSError, ValueError, AttributeError):
+        model = {}
+    if "family" not in model:
+        return str(export)
+    return f"{export} ({model['family'].upper()}, {model.get('parameters', 0):,} parameters)"
+
+
 # ----------------------------------------------------------------------------- the fallback
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from arcpipe.kaggle.files import (
     CompetitionFiles,
+    describe_export,
+    export_family,
     find_competition,
     find_export,
     find_wheelhouse,
@@ -23,6 +25,8 @@ from arcpipe.kaggle.process import CommandResult, arcpipe_command, run_command, 
 
 RERUN_ENV = "KAGGLE_IS_COMPETITION_RERUN"
 FAULT_OPTION = "--injected-fault"
+# The post-training recipe for each model family an export can hold (posttrain_config = "auto").
+POSTTRAIN_RECIPES = {"trm": "kaggle_posttrain", "urm": "kaggle_posttrain_urm"}
 
 
 # ----------------------------------------------------------------------------- the flow
@@ -131,7 +135,8 @@ class Flow:
             )
             tests = sum(self.expected.values())
             self.log(f"competition files: {self.competition.folder}")
-            self.log(f"export: {self.export_dir()}; wheelhouse: {find_wheelhouse(self.input_dir)}")
+            export, wheels = describe_export(self.export_dir()), find_wheelhouse(self.input_dir)
+            self.log(f"export: {export}; wheelhouse: {wheels}")
             return f"{len(self.expected)} tasks, {tests} test inputs -> {self.submission}"
 
         return self._guarded("fallback", body)
@@ -233,6 +238,12 @@ class Flow:
                 sources.append(path if path.is_absolute() else self.input_dir / path)
         return sources
 
+    def posttrain_config(self) -> str:
+        """``settings.posttrain_config``; for "auto" the recipe sized for the export's model."""
+        if self.settings.posttrain_config != "auto":
+            return self.settings.posttrain_config
+        return POSTTRAIN_RECIPES.get(export_family(self.export_dir()), "kaggle_posttrain")
+
     def _export_canvas(self) -> int:
         export = self.export_dir()
         if export is None:
@@ -244,7 +255,7 @@ class Flow:
         """The recipe's global batch (or ``batch``), rounded down to a multiple of the ranks."""
         from arcpipe.config import load_config
 
-        batch = batch or load_config(self.settings.posttrain_config).train.global_batch_size
+        batch = batch or load_config(self.posttrain_config()).train.global_batch_size
         return max(world, batch - batch % world)
 
     def _train(self, export: Path, gpus: int, batch: int) -> CommandResult:
@@ -261,7 +272,7 @@ class Flow:
         In-training evaluation is off (``eval_split = "val"``, and no validation split is built):
         the predict phase does that work once, inside its own time allowance.
         """
-        args = ["train", "--data", str(self.data), "--config", self.settings.posttrain_config]
+        args = ["train", "--data", str(self.data), "--config", self.posttrain_config()]
         args += ["--set", f"train.global_batch_size={batch}", "--set", "train.eval_split=val"]
         for item in self.settings.posttrain_set.split():
             args += ["--set", item]

@@ -74,7 +74,7 @@ class Settings:
 
     root: Path = Path("/kaggle")  # holds input/ (read-only), working/ (output), temp/ (scratch)
     budget_hours: float = 11.0  # all phases together; Kaggle stops the notebook at 12 h
-    posttrain_config: str = "kaggle_posttrain"  # a shipped recipe name or a TOML file
+    posttrain_config: str = "auto"  # a shipped recipe or a TOML file; auto: by the export's model
     posttrain_steps: int = 12_500  # --max-steps; 0: the recipe's own length; time caps either
     posttrain_set: str = ""  # extra config overrides, "train.lr=5e-5 train.ema_rate=0.99"
     views: int = 256  # augmented views per test input; 0: all

@@ -79,7 +79,9 @@ def finish_checkpoint(tmp: Path, folder: Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Load a checkpoint directory, the ``last`` link of a run directory, or an export.
+    """Load a checkpoint directory or the ``last`` link of a run directory.
+
+    (Exports are read by :func:`arcpipe.export.load_init_source`, for ``--init-from``.)
 
     Raises:
         ArcpipeError: the path is not a complete checkpoint.
@@ -87,12 +89,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if (path / "last").exists() and not (path / "state.json").exists():
         path = path / "last"
-    from arcpipe.export import is_export, load_export
-
-    if is_export(path):
-        return load_export(path)
     if not (path / "state.json").is_file() or not (path / "weights.pt").is_file():
-        raise ArcpipeError("not a checkpoint directory (no state.json/weights.pt)", file=path)
+        hint = (
+            "; an export has no puzzle table: post-train from it with train --init-from"
+            if (path / "export.json").is_file()
+            else ""
+        )
+        raise ArcpipeError(
+            f"not a checkpoint directory (no state.json/weights.pt){hint}", file=path
+        )
     tensors = {}
     for name in TENSOR_FILES:
         file = path / f"{name}.pt"

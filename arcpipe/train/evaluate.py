@@ -9,16 +9,16 @@ accuracy and the rate of valid solutions (:mod:`arcpipe.puzzles.evaluate`).
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
 
 import numpy as np
+from torch import nn
 
 from arcpipe.arc.vote import pass_at_k, vote
+from arcpipe.config import TrainConfig
 from arcpipe.data.dataset import Dataset
 from arcpipe.predict import predict_candidates, view_rows
-
-if TYPE_CHECKING:
-    from arcpipe.train.loop import Trainer
+from arcpipe.train.distributed import Topology
+from arcpipe.train.ema import EMA
 
 
 def eval_split(dataset: Dataset, setting: str) -> str | None:
@@ -42,45 +42,40 @@ def split_solutions(dataset: Dataset, split: str) -> dict[str, list[np.ndarray |
     return solutions
 
 
-def evaluate(trainer: Trainer) -> dict[str, float]:
-    """Metrics of the current (EMA) weights on the evaluation split; {} when there is none."""
-    cfg = trainer.config.train
-    split = eval_split(trainer.dataset, cfg.eval_split)
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    config: TrainConfig,
+    topology: Topology,
+    local_batch: int,
+    ema: EMA | None = None,
+) -> dict[str, float]:
+    """Metrics of ``model`` (with the ``ema`` weights, if any) on the evaluation split.
+
+    Every rank calls this with its ``topology``; ``local_batch`` is the batch per rank when
+    ``config.eval_batch_size`` is 0. Returns {} when the dataset has nothing to evaluate on.
+    """
+    split = eval_split(dataset, config.eval_split)
     if split is None:
         return {}
-    rows = view_rows(trainer.dataset, split, cfg.eval_views)
-    weights = trainer.ema.applied(trainer.model) if trainer.ema else contextlib.nullcontext()
-    batch = cfg.eval_batch_size or trainer.local_batch
-    trainer.model.eval()
-    if trainer.dataset.manifest.get("kind", "arc") != "arc":
+    rows = view_rows(dataset, split, config.eval_views)
+    weights = ema.applied(model) if ema else contextlib.nullcontext()
+    batch = config.eval_batch_size or local_batch
+    spread = {"rank": topology.rank, "world_size": topology.world_size}
+    model.eval()
+    if dataset.manifest.get("kind", "arc") != "arc":
         from arcpipe.puzzles.evaluate import evaluate_model
 
         with weights:
             metrics = evaluate_model(
-                trainer.model,
-                trainer.dataset,
-                split,
-                rows,
-                batch,
-                trainer.device,
-                cfg.loss,
-                rank=trainer.topo.rank,
-                world_size=trainer.topo.world_size,
+                model, dataset, split, rows, batch, topology.device, config.loss, **spread
             )
-        trainer.model.train()
+        model.train()
         return metrics
     with weights:
         candidates, view_metrics = predict_candidates(
-            trainer.model,
-            trainer.dataset,
-            split,
-            rows,
-            batch,
-            trainer.device,
-            rank=trainer.topo.rank,
-            world_size=trainer.topo.world_size,
-            loss_kind=cfg.loss,
+            model, dataset, split, rows, batch, topology.device, **spread, loss_kind=config.loss
         )
-    trainer.model.train()
-    scores = pass_at_k(vote(candidates), split_solutions(trainer.dataset, split), ks=(1, 2))
+    model.train()
+    scores = pass_at_k(vote(candidates), split_solutions(dataset, split), ks=(1, 2))
     return {"split": split, "views": len(rows), **view_metrics, **scores}

@@ -25,6 +25,7 @@ from arcpipe.config import Config, resumed_config, save_config
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.sampler import TrainSampler, encode_batch
 from arcpipe.errors import ArcpipeError
+from arcpipe.export import load_init_source
 from arcpipe.model.puzzle_embedding import SparseSignSGD
 from arcpipe.model.trm import TRM
 from arcpipe.precision import autocast, compute_dtype
@@ -344,7 +345,7 @@ def _train(options: RunOptions, topo: dist.Topology) -> RunResult:
         raise ArcpipeError("already holds a run (use --resume auto to continue it)", file=run)
     source = None
     if resume_from is None and options.init_from is not None:
-        source = load_checkpoint(options.init_from)
+        source = load_init_source(options.init_from)
         # The architecture is the source's; the recipe contributes only its [train] settings.
         options.config = replace(options.config, model=source.config.model)
     trainer = Trainer(options, topo, dataset)
@@ -430,7 +431,14 @@ def _stop_reason(
 
 
 def _evaluate_and_record(trainer: Trainer, log: _MetricsLog) -> dict:
-    metrics = evaluate(trainer)
+    metrics = evaluate(
+        trainer.model,
+        trainer.dataset,
+        trainer.config.train,
+        trainer.topo,
+        trainer.local_batch,
+        trainer.ema,
+    )
     if metrics:
         log.write({"step": trainer.step, "eval": metrics})
     return metrics
@@ -494,7 +502,8 @@ def _announce(trainer: Trainer, resumed: bool) -> None:
 
     m = trainer.model
     console.print(
-        f"{'resuming' if resumed else 'training'} {m.num_parameters():,} parameters "
+        f"{'resuming' if resumed else 'training'} {m.config.family.upper()}, "
+        f"{m.num_parameters():,} parameters "
         f"(+ {trainer.dataset.num_puzzle_identifiers:,} puzzle embeddings) on "
         f"{trainer.topo.world_size} x {trainer.device} in {str(m.compute_dtype).split('.')[-1]}; "
         f"step {trainer.step} of {trainer.total_steps:,}, global batch "
