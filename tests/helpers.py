@@ -65,12 +65,17 @@ TINY_URM = [
 ]
 
 
-def torchrun_arcpipe(args: list[str], port_base: int) -> subprocess.CompletedProcess:
-    """``torchrun --nproc-per-node 2 -m arcpipe ARGS`` on CPU (gloo), one thread per rank.
+def torchrun(args: list[str], port_base: int) -> subprocess.CompletedProcess:
+    """``torchrun --nproc-per-node 2 ARGS`` (a script, or ``-m module``) on CPU, one thread a rank.
 
     ``port_base`` keeps tests that may run at the same time on different rendezvous ports.
     """
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
-    cmd += ["--master-port", str(port_base + os.getpid() % 1000), "-m", "arcpipe", *args]
+    cmd += ["--master-port", str(port_base + os.getpid() % 1000), *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+def torchrun_arcpipe(args: list[str], port_base: int) -> subprocess.CompletedProcess:
+    """``torchrun --nproc-per-node 2 -m arcpipe ARGS`` on CPU (gloo); see :func:`torchrun`."""
+    return torchrun(["-m", "arcpipe", *args], port_base)

@@ -13,8 +13,51 @@ from arcpipe.errors import ArcpipeError
 def test_every_shipped_config_loads() -> None:
     names = shipped_configs()
     assert {"tiny", "arc1", "arc2", "sudoku_mlp", "maze", "kaggle_posttrain"} <= set(names)
+    assert {"urm_arc1", "urm_arc2", "urm_sudoku", "urm_tiny", "kaggle_posttrain_urm"} <= set(names)
     for name in names:
-        assert isinstance(load_config(name), Config), name
+        config = load_config(name)
+        assert isinstance(config, Config), name
+        assert config.model.family == ("urm" if name.startswith("urm") else "trm"), name
+
+
+def test_urm_recipes_have_the_reference_scripts_effective_settings() -> None:
+    """urm-reference §6: the three scripts' overrides on cfg_pretrain.yaml and urm.yaml."""
+    arc1, arc2, sudoku = (load_config(n) for n in ("urm_arc1", "urm_arc2", "urm_sudoku"))
+    for cfg in (arc1, arc2, sudoku):
+        m = cfg.model
+        assert (m.state, m.mlp, m.conv_param_dtype) == ("single", "conv_swiglu", "bfloat16")
+        assert (m.hidden_size, m.num_heads, m.expansion, m.num_layers) == (512, 8, 4.0, 4)
+        assert (m.cycles, m.latent_steps, m.supervision_steps) == (2, 6, 16)
+        assert (m.token_mixer, m.pos_encodings, m.puzzle_emb_dim, m.prefix_len) == (
+            "attention",
+            "rope",
+            512,
+            1,
+        )
+        assert m.halt_exploration_prob == 0.1
+        t = cfg.train
+        assert (t.lr, t.lr_warmup_steps, t.lr_schedule, t.beta1, t.beta2) == (
+            1e-4,
+            2000,
+            "constant",
+            0.9,
+            0.95,
+        )
+        assert t.ema and t.ema_rate == 0.999 and t.loss == "stablemax"
+    for cfg in (arc1, arc2):
+        t = cfg.train
+        assert (t.global_batch_size, t.epochs, t.weight_decay) == (768, 200_000, 0.1)
+        assert (t.puzzle_emb_lr, t.puzzle_emb_weight_decay) == (1e-2, 0.1)
+    assert arc1.train.optimizer == "adam_atan2" and arc2.train.optimizer == "muon"
+    t = sudoku.train
+    assert (t.global_batch_size, t.epochs, t.weight_decay, t.puzzle_emb_weight_decay) == (
+        128,
+        50_000,
+        1.0,
+        1.0,
+    )
+    assert t.puzzle_emb_lr == 1e-4 and t.optimizer == "adam_atan2"
+    assert t.eval_interval > 0  # the reference's Sudoku run never evaluates (§9.5); this one does
 
 
 def test_paper_arc_config_values() -> None:
@@ -40,6 +83,10 @@ def test_overrides_with_and_without_section() -> None:
         ("train.lr=fast", "train.lr must be float"),
         ("model.num_heads=2.5", "model.num_heads must be int"),
         ("train.optimizer=sgd", "train.optimizer must be one of"),
+        ("model.state=three", "model.state must be one of two, single"),
+        ("model.mlp=gelu", "model.mlp must be one of swiglu, conv_swiglu"),
+        ("model.conv_param_dtype=float16", "model.conv_param_dtype must be one of"),
+        ("model.puzzle_emb_len=-1", "model.puzzle_emb_len must be >= 0"),
         ("model.hidden_size=102", "multiple of model.num_heads"),
         ("noequals", "key=value"),
     ],
