@@ -27,6 +27,9 @@ pytestmark = [
 
 TASKS = ("flip_ud", "transpose", "flip_lr", "colour_swap")
 SHORT = [*TINY_MODEL, "model.cycles=2", "model.supervision_steps=3", "train.log_interval=1"]
+# URM's network at the same size (its filter in float32: bf16 storage would round differently).
+URM = ["model.state=single", "model.mlp=conv_swiglu", "model.conv_param_dtype=float32"]
+MODELS = pytest.mark.parametrize("model", [[], URM], ids=["trm", "urm"])
 
 
 @pytest.fixture(scope="module")
@@ -63,16 +66,20 @@ def assert_close_runs(a: Path, b: Path) -> None:
         torch.testing.assert_close(wa[name], wb[name], rtol=1e-3, atol=1e-4, msg=name)
 
 
-def test_float32_training_on_gpu_equals_cpu(data: Path, tmp_path: Path) -> None:
+@MODELS
+def test_float32_training_on_gpu_equals_cpu(data: Path, tmp_path: Path, model: list[str]) -> None:
     """Sampling, ACT exploration and initialisation do not depend on the device."""
-    sets = [*SHORT, "train.dtype=float32"]
+    sets = [*SHORT, *model, "train.dtype=float32"]
     train(data, tmp_path / "cpu", "cpu", 8, sets)
     train(data, tmp_path / "gpu", "cuda", 8, sets)
     assert_close_runs(tmp_path / "cpu", tmp_path / "gpu")
 
 
-def test_compiled_training_on_gpu_equals_eager(data: Path, tmp_path: Path) -> None:
-    sets = [*SHORT, "train.dtype=float32"]
+@MODELS
+def test_compiled_training_on_gpu_equals_eager(
+    data: Path, tmp_path: Path, model: list[str]
+) -> None:
+    sets = [*SHORT, *model, "train.dtype=float32"]
     train(data, tmp_path / "eager", "cuda", 5, sets)
     train(data, tmp_path / "compiled", "cuda", 5, [*sets, "train.compile=true"])
     assert_close_runs(tmp_path / "eager", tmp_path / "compiled")
