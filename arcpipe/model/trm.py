@@ -17,7 +17,7 @@ state ``h`` in place of y and z, and no answer update::
     repeat T x n times (the first (T-1) n without gradients):
         h = f(h + x)
 
-so T(n) applications of ``f``, gradients through the last n (URM's truncated backpropagation
+so T n applications of ``f``, gradients through the last n (URM's truncated backpropagation
 through loops); the logits and halting logits come from ``h`` as from ``y``. URM's network also
 uses ``mlp = "conv_swiglu"`` and a one-position prefix (``puzzle_emb_len = 0``).
 
@@ -209,7 +209,7 @@ class TRM(nn.Module):
         return StepOutput(new_state, logits, q[:, 0], q[:, 1])
 
     def compile_network(self) -> None:
-        """``torch.compile`` the network f, which the recursion calls T(n+1) times a step.
+        """``torch.compile`` the network f, which the recursion calls T(n+1) (or T n) times a step.
 
         Fuses the norms, rotary embedding and SwiGLU gating (and URM's convolution) around the
         matrix products; the embeddings, heads and the puzzle table stay eager.
