@@ -1,12 +1,13 @@
 """Measure the activation memory one training step keeps for its backward pass, per example.
 
-Runs one supervision step's forward (T cycles, the last differentiated) of a shipped config on
-the CPU, under bfloat16 autocast (what GPUs run) and in float32, and adds up the distinct
-storages autograd keeps for the backward pass (``torch.autograd.graph.saved_tensors_hooks``),
-parameters and autocast's weight copies left out. This is the memory that grows with the batch;
-a GPU holds it at the peak of every step, beside weights, optimizer state and workspace.
+Runs one supervision step's forward (T cycles, the last differentiated; for URM's configs the
+last n of T n loops) of a shipped config on the CPU, under bfloat16 autocast (what GPUs run) and
+in float32, and adds up the distinct storages autograd keeps for the backward pass
+(``torch.autograd.graph.saved_tensors_hooks``), parameters and autocast's weight copies left out.
+This is the memory that grows with the batch; a GPU holds it at the peak of every step, beside
+weights, optimizer state and workspace.
 
-    python scripts/bench_memory.py [--config arc1] [--batch 2]
+    python scripts/bench_memory.py [--config arc1 urm_arc1] [--batch 2]
 """
 
 from __future__ import annotations
