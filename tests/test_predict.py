@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pytest
 from click.testing import CliRunner
-from helpers import TINY_MODEL, torchrun_arcpipe
+from helpers import TINY_MODEL, TINY_URM, torchrun_arcpipe
 
 import arcpipe.predict as predict_module
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
@@ -125,6 +125,28 @@ def test_predict_writes_a_valid_submission_and_candidates(
         assert by_rule[rule]["vote_rule"] == rule
     # The rules only reorder the same candidates: with room for all of them they agree.
     assert len({r["pass@1000"] for r in by_rule.values()}) == 1
+
+
+def test_a_urm_run_stopped_by_max_time_predicts_a_valid_submission(
+    sample_dataset: Path, tmp_path: Path
+) -> None:
+    """URM through train --max-time, predict (full N_sup and --halt-early) and voting."""
+    run = tmp_path / "urm"
+    args = ["train", "--data", str(sample_dataset), "--out", str(run), "--max-time", "4s"]
+    for s in TINY_URM:
+        args += ["--set", s]
+    result = CliRunner().invoke(main, [*args, "--quiet"])
+    assert result.exit_code == 0 and "(max-time)" in result.stdout, result.output
+    inputs = target_test_inputs(Dataset.open(sample_dataset))
+    for extra in ([], ["--halt-early"]):
+        out = tmp_path / f"submission{len(extra)}.json"
+        result = CliRunner().invoke(main, predict_args(run, sample_dataset, out, *extra))
+        assert result.exit_code == 0, result.output
+        submission = orjson.loads(out.read_bytes())
+        validate_submission(submission, {t: len(g) for t, g in inputs.items()}, k=2)
+        candidates = Candidates.load(out.with_suffix(".candidates.npz"))
+        views = len(Dataset.open(sample_dataset).examples("test"))
+        assert len(candidates) + candidates.meta["malformed"] == views
 
 
 def test_max_time_zero_still_leaves_a_complete_submission(
