@@ -46,12 +46,14 @@ def solved_targets(submission: dict) -> list[str]:
 
 
 @pytest.mark.slow
-def test_full_demo_learns_a_target_task(tmp_path: Path) -> None:
-    """The default demo (400 steps, about 3.5 minutes on 2 cores) solves a held-out target.
+@pytest.mark.parametrize("model", ["trm", "urm"])
+def test_full_demo_learns_a_target_task(tmp_path: Path, model: str) -> None:
+    """The default demo (400 steps, about 3.5 minutes on 2 cores) solves a held-out target, with
+    TRM's tiny recipe and with URM's.
 
     The targets' test outputs are never trained on; only their demonstration pairs are.
     """
-    result = run_demo(tmp_path / "demo", steps=400)
+    result = run_demo(tmp_path / "demo", steps=400, model=model)
     assert result.exit_code == 0, result.output
     solved = solved_targets(orjson.loads((tmp_path / "demo" / "submission.json").read_bytes()))
     assert solved, result.stdout
