@@ -1,4 +1,4 @@
-"""The TRM model: parameter counts, inits, the recursion of Algorithm 3, determinism."""
+"""The model: TRM (parameter counts, inits, Algorithm 3, determinism) and URM as its options."""
 
 from __future__ import annotations
 
