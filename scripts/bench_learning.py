@@ -135,9 +135,10 @@ def main() -> None:
         options = BuildOptions(num_aug=args.num_aug, canvas=args.max_side, seed=42)
         build_arc_dataset([work / "train"], work / "targets", data, options, quiet=True)
         print(
-            "| recipe | seed | steps | train exact | train cell acc | lm loss | pass@1 | pass@2 |"
+            "| recipe | seed | steps | CPU s | wall s | train exact | train cell acc | lm loss "
+            "| pass@1 | pass@2 |"
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for seed in args.seeds:
             for recipe in args.recipes:
                 run = work / f"{recipe}-seed{seed}"
