@@ -280,7 +280,10 @@ def train(
         quiet=quiet,
     )
     result = run_training(options)
-    stdout.print(f"stopped at step {result.step} ({result.reason}); checkpoint {result.checkpoint}")
+    stdout.print(
+        f"stopped at step {result.step} ({result.reason}); this sitting ran steps "
+        f"{result.start_step + 1}-{result.step}; checkpoint {result.checkpoint}"
+    )
     if result.last_eval:
         shown = {k: v for k, v in result.last_eval.items() if k.startswith(("pass@", "exact"))}
         stdout.print("evaluation: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()))
@@ -316,6 +319,13 @@ def train(
     help="Views (augmented variants) per test input; 0: all.",
 )
 @click.option("--max-time", help="Stop inference after this long and keep the best so far.")
+@click.option(
+    "--sync-every",
+    default="60s",
+    show_default=True,
+    help="How often the submission is replaced by the current vote during inference (0s: after "
+    "every batch).",
+)
 @click.option("--halt-early", is_flag=True, help="Stop a view once its q_halt says halt.")
 @click.option("--batch-size", default=0, help="Views per batch (default 64 on GPU, 8 on CPU).")
 @click.option(
@@ -334,6 +344,7 @@ def predict(
     attempts,
     views,
     max_time,
+    sync_every,
     halt_early,
     batch_size,
     candidates,
@@ -354,6 +365,7 @@ def predict(
             attempts=attempts,
             views=views,
             max_time=parse_duration(max_time),
+            sync_seconds=parse_duration(sync_every),
             halt_early=halt_early,
             batch_size=batch_size,
             candidates=candidates,
@@ -362,7 +374,9 @@ def predict(
             quiet=quiet,
         )
     )
-    note = " (stopped by --max-time)" if result.stopped else ""
+    note = {None: "", "max-time": " (stopped by --max-time)", "signal": " (stopped by a signal)"}[
+        result.stopped
+    ]
     stdout.print(
         f"{result.views_done:,}/{result.views_total:,} views in {result.seconds:.1f}s{note}, "
         f"{result.malformed} malformed; submission {result.submission}; "
@@ -458,9 +472,11 @@ def report(
     from arcpipe.data.dataset import Dataset
     from arcpipe.report import write_report
 
+    loaded, dataset = Candidates.load(candidates), Dataset.open(data)
+    loaded.check_dataset(dataset.fingerprint, candidates)
     summary = write_report(
-        Candidates.load(candidates),
-        Dataset.open(data),
+        loaded,
+        dataset,
         out,
         submission=None if submission is None else load_submission(submission),
         rule=vote_rule,

@@ -36,6 +36,7 @@ class ModelConfig:
     latent_steps: int = 4  # n: latent updates per cycle (reference: L_cycles; the paper's n=6)
     supervision_steps: int = 16  # N_sup: ACT steps per sample (reference: halt_max_steps)
     halt_exploration_prob: float = 0.1  # chance a training sample gets a random minimum of steps
+    halt_init_bias: float = -5.0  # initial bias of the q_halt logit (reference: halting starts off)
     token_mixer: str = "attention"  # "attention" or "mlp" (the reference's mlp_t)
     pos_encodings: str = "rope"  # "rope", "learned" or "none"
     puzzle_emb_dim: int = 512  # puzzle vector size; 0 disables puzzle embeddings

@@ -6,14 +6,17 @@ fresh y and z, as the reference evaluates; with ``halt_early`` a row stops at th
 inverted (dihedral, then colours) into its task's frame. Under torchrun the rows are split across
 ranks and the candidates gathered.
 
-A complete fallback submission is written before inference starts and replaced atomically with
-the current vote as views complete; ``max_time`` stops inference and keeps the best submission
-from the views done. Views are visited variant by variant across all tasks (every test input's
-original first), so a stopped run has spread its views evenly.
+The checkpoint and dataset are checked before anything is written. A complete fallback
+submission is then written (unless the output already holds a valid submission for these tasks,
+which stays until the first vote replaces it) and replaced atomically with the current vote as
+views complete; ``max_time``, SIGTERM and SIGINT stop inference after the current batch and keep
+the vote of the views done. Views are visited variant by variant across all tasks (every test
+input's original first), so a stopped run has spread its views evenly.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +26,13 @@ import torch
 
 from arcpipe.arc.candidates import Candidates
 from arcpipe.arc.encode import tokens_to_grid
-from arcpipe.arc.submission import fallback_submission, submission_from_votes, write_submission
+from arcpipe.arc.submission import (
+    fallback_submission,
+    load_submission,
+    submission_from_votes,
+    validate_submission,
+    write_submission,
+)
 from arcpipe.arc.vote import vote
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.sampler import encode_batch
@@ -31,6 +40,7 @@ from arcpipe.errors import ArcpipeError
 from arcpipe.model.trm import TRM
 from arcpipe.precision import autocast
 from arcpipe.progress import Progress
+from arcpipe.runtime import StopSignal
 from arcpipe.train.checkpoint import (
     inference_model,
     load_checkpoint,
@@ -224,7 +234,9 @@ class PredictOptions:
     candidates: Path | None = None  # default: next to the submission
     vote_rule: str = "count"
     device: str = "auto"
-    sync_seconds: float = 60.0  # how often the submission is refreshed during inference
+    sync_seconds: float = (
+        60.0  # how often the submission is refreshed during inference (0: each batch)
+    )
     quiet: bool = False
 
 
@@ -238,7 +250,7 @@ class PredictResult:
     views_total: int
     malformed: int
     seconds: float
-    stopped: bool  # True when max_time ended inference early
+    stopped: str | None = None  # why inference ended early: "max-time" or "signal"
 
 
 def resolve_checkpoint(run: Path | None, which: str) -> Path:
@@ -287,25 +299,21 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     dataset = Dataset.open(options.data)
     if options.attempts < 1:
         raise ArcpipeError("--attempts must be >= 1")
+    ckpt = load_checkpoint(resolve_checkpoint(options.run, options.checkpoint))
+    model = inference_model(ckpt, dataset, topo.device)  # refused before anything is written
     test_inputs = target_test_inputs(dataset)
     expected = {t: len(g) for t, g in test_inputs.items()}
     candidates_path = options.candidates or options.out.with_suffix(".candidates.npz")
-    if topo.is_main:
-        write_submission(
-            options.out,
-            fallback_submission(test_inputs, options.attempts),
-            expected,
-            options.attempts,
-        )
-    ckpt = load_checkpoint(resolve_checkpoint(options.run, options.checkpoint))
-    model = inference_model(ckpt, dataset, topo.device)
+    if topo.is_main and not _holds_valid_submission(options.out, expected, options.attempts):
+        fallback = fallback_submission(test_inputs, options.attempts)
+        write_submission(options.out, fallback, expected, options.attempts)
     loss_kind = ckpt.config.train.loss
     batch = options.batch_size or (64 if topo.device.type == "cuda" else 8)
     rows = interleaved(dataset, view_rows(dataset, "test", options.views))
     rounds = np.array_split(rows, max(1, -(-len(rows) // (batch * topo.world_size))))
     mine: list[Candidates] = []
     gathered: list[Candidates] = []
-    done, stopped, last_sync = 0, False, time.monotonic()
+    done, stopped, last_sync = 0, None, time.monotonic()
 
     def sync() -> None:
         nonlocal mine
@@ -315,8 +323,10 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
         if topo.is_main and gathered:
             _write_outputs(gathered, test_inputs, expected, options, candidates_path)
 
-    with Progress("predict", len(rows), quiet=options.quiet or not topo.is_main) as bar:
+    quiet = options.quiet or not topo.is_main
+    with StopSignal() as signal_stop, Progress("predict", len(rows), quiet=quiet) as bar:
         for chunk in rounds:
+            sys.audit("arcpipe.predict.batch", done)  # a fault-injection point (arcpipe.faults)
             share = np.array_split(chunk, topo.world_size)[topo.rank]
             if len(share):
                 out = run_views(
@@ -325,12 +335,15 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
                 mine.append(to_candidates(dataset, "test", share, out))
             done += len(chunk)
             bar.advance(len(chunk))
-            elapsed = time.monotonic() - start
-            stop = options.max_time is not None and elapsed > options.max_time
-            refresh = time.monotonic() - last_sync > options.sync_seconds
-            stop, refresh = broadcast_object((stop, refresh))
-            if stop:
-                stopped = True
+            reason = None
+            if signal_stop.received is not None:
+                reason = "signal"
+            elif options.max_time is not None and time.monotonic() - start > options.max_time:
+                reason = "max-time"
+            refresh = time.monotonic() - last_sync >= options.sync_seconds
+            reason, refresh = broadcast_object((reason, refresh))  # rank 0 decides for all
+            if reason is not None and done < len(rows):
+                stopped = reason
                 break
             if refresh:
                 sync()
@@ -342,6 +355,17 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     return PredictResult(
         options.out, candidates_path, done, len(rows), malformed, time.monotonic() - start, stopped
     )
+
+
+def _holds_valid_submission(path: Path, expected: dict[str, int], attempts: int) -> bool:
+    """Whether ``path`` already holds a complete, valid submission for these test inputs."""
+    if not path.is_file():
+        return False
+    try:
+        validate_submission(load_submission(path), expected, path, attempts)
+    except ArcpipeError:
+        return False
+    return True
 
 
 def _write_outputs(parts, test_inputs, expected, options: PredictOptions, candidates_path) -> None:

@@ -65,3 +65,27 @@ def torchrun_arcpipe(args: list[str], port_base: int) -> subprocess.CompletedPro
     cmd += ["--master-port", str(port_base + os.getpid() % 1000), "-m", "arcpipe", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+
+
+# A tiny, fast recipe: 4 slots, short recursion, a checkpoint every step.
+FAST = [
+    "model.hidden_size=32",
+    "model.puzzle_emb_dim=32",
+    "model.num_heads=2",
+    "model.cycles=2",
+    "model.latent_steps=1",
+    "model.supervision_steps=3",
+    "train.global_batch_size=4",
+    "train.log_interval=1",
+    "train.lr_warmup_steps=3",
+    "train.eval_views=2",
+    "train.ema=true",  # tiny has it off; these tests cover it
+]
+
+
+def train_args(data: Path, out: Path, *extra: str, sets: list[str] = FAST) -> list[str]:
+    """``arcpipe train`` arguments for the tiny recipe with ``sets`` overrides, quiet."""
+    args = ["train", "--data", str(data), "--config", "tiny", "--out", str(out), "--quiet"]
+    for s in sets:
+        args += ["--set", s]
+    return args + list(extra)

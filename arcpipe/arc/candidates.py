@@ -9,11 +9,14 @@ to back like the dataset's. The file is a ``.npz`` of plain arrays (no pickle).
 from __future__ import annotations
 
 import io
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numba
 import numpy as np
+import orjson
 
 from arcpipe.errors import ArcpipeError
 from arcpipe.fsutil import write_bytes_atomic
@@ -111,22 +114,33 @@ class Candidates:
         """Read a candidates file.
 
         Raises:
-            ArcpipeError: missing file, not a candidates file, or another format version.
+            ArcpipeError: missing or damaged file, not a candidates file, another format version,
+                or arrays that would need unpickling (refused, nothing run).
         """
         path = Path(path)
         try:
-            data = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise ArcpipeError(f"cannot read candidates: {err}", file=path) from None
-        with data:
-            if "format_version" not in data or int(data["format_version"]) != FORMAT_VERSION:
-                raise ArcpipeError("not a candidates file of this arcpipe version", file=path)
-            import orjson
+            with np.load(path, allow_pickle=False) as data:
+                if "format_version" not in data or int(data["format_version"]) != FORMAT_VERSION:
+                    raise ArcpipeError("not a candidates file of this arcpipe version", file=path)
+                return Candidates(
+                    data["task_ids"].tolist(),
+                    *(data[k] for k in _ARRAYS),
+                    orjson.loads(str(data["meta"])),
+                )
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+            raise ArcpipeError(
+                f"cannot read candidates: {reason or type(err).__name__}", file=path
+            ) from None
 
-            return Candidates(
-                data["task_ids"].tolist(),
-                *(data[k] for k in _ARRAYS),
-                orjson.loads(str(data["meta"])),
+    def check_dataset(self, fingerprint: str, file: str | Path) -> None:
+        """Refuse candidates predicted on another dataset than the one ``fingerprint`` names."""
+        theirs = self.meta.get("dataset")
+        if theirs and theirs != fingerprint:
+            raise ArcpipeError(
+                "candidates were predicted on another dataset (fingerprint "
+                f"{theirs[:12]}, this one {fingerprint[:12]}); their view rows do not match it",
+                file=file,
             )
 
 
@@ -134,8 +148,6 @@ _ARRAYS = ("num_tests", "task", "test", "view", "q_halt", "logprob", "shapes", "
 
 
 def _json(obj: dict) -> str:
-    import orjson
-
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
 
 

@@ -37,7 +37,7 @@ import orjson
 from arcpipe.arc.augment import Transform
 from arcpipe.arc.encode import encode_examples
 from arcpipe.errors import ArcpipeError
-from arcpipe.fsutil import write_json_atomic
+from arcpipe.fsutil import file_digest, write_json_atomic
 
 FORMAT_NAME = "arcpipe-dataset"
 FORMAT_VERSION = 2
@@ -122,8 +122,11 @@ class Dataset:
                 file=path,
             )
         raw = manifest_path.read_bytes()
-        manifest = orjson.loads(raw)
-        if manifest.get("format") != FORMAT_NAME:
+        try:
+            manifest = orjson.loads(raw)
+        except orjson.JSONDecodeError as err:
+            raise ArcpipeError(f"damaged manifest: {err}", file=manifest_path) from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
             raise ArcpipeError("not an arcpipe dataset manifest", file=manifest_path)
         version = manifest.get("format_version")
         if version != FORMAT_VERSION:
@@ -132,10 +135,14 @@ class Dataset:
                 "rebuild it with this arcpipe's build-data",
                 file=manifest_path,
             )
+        _verify_files(path, manifest)
         task_ids = orjson.loads((path / TASK_IDS).read_bytes())
 
         def load(name: str) -> np.ndarray:
-            return np.load(path / f"{name}.npy", mmap_mode="r")
+            try:
+                return np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as err:
+                raise ArcpipeError(f"cannot read array: {err}", file=path / f"{name}.npy") from None
 
         arrays = {name: load(name) for name in ARRAYS}
         arrays.update({n: load(n) for n in OPTIONAL_ARRAYS if (path / f"{n}.npy").exists()})
@@ -279,10 +286,18 @@ def write_dataset(
     return written
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _verify_files(path: Path, manifest: dict) -> None:
+    """Every file the manifest lists is present with its recorded sha256 (a copy cut short, a
+    flipped bit or a file of another build is refused before anything reads it)."""
+    for name, digest in manifest.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            raise ArcpipeError(
+                "incomplete dataset: file missing (rebuild or copy it again)", file=file
+            )
+        if file_digest(file) != digest:
+            raise ArcpipeError(
+                "damaged dataset: contents differ from the manifest's sha256 (rebuild or copy "
+                "it again)",
+                file=file,
+            )

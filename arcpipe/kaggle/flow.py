@@ -54,6 +54,7 @@ class Flow:
         self.scratch = root / "temp" / "arcpipe"
         self.submission = self.working / "submission.json"
         self.data, self.run = self.scratch / "data", self.scratch / "run"
+        self.candidates = self.scratch / "submission.candidates.npz"
         self.logs = self.working / "arcpipe-logs"
         self.expected: dict[str, int] | None = None
         self.competition: CompetitionFiles | None = None
@@ -275,7 +276,7 @@ class Flow:
         # A checkpoint path, not --run: torchrun's parser takes --run for its own --run-path.
         args = ["predict", "--checkpoint", str(self.checkpoint())]
         args += ["--data", str(self.data), "--out", str(self.submission)]
-        args += ["--candidates", str(self.scratch / "submission.candidates.npz")]
+        args += ["--candidates", str(self.candidates)]
         args += ["--attempts", str(self.settings.attempts), "--views", str(self.settings.views)]
         args += ["--max-time", f"{_inner(seconds):.0f}s", "--device", _device(gpus)]
         if batch:
@@ -283,6 +284,8 @@ class Flow:
         return args + (["--halt-early"] if self.settings.halt_early else [])
 
     def _ensure_valid(self) -> None:
+        """Repair an invalid submission.json: the vote of the predict phase's candidates when
+        they load and belong to this flow's dataset, else the fallback."""
         from arcpipe.arc.submission import load_submission, validate_submission
         from arcpipe.errors import ArcpipeError
 
@@ -292,8 +295,30 @@ class Flow:
             submission = load_submission(self.submission)
             validate_submission(submission, self.expected, self.submission, self.settings.attempts)
         except ArcpipeError as err:
-            self.log(f"finish: {err}; writing the fallback again")
-            write_fallback(self.competition.test, self.submission, self.settings.attempts)
+            self.log(f"finish: {err}")
+            try:
+                self._vote_again()
+                self.log("finish: wrote the vote of the predict phase's candidates again")
+            except Exception as vote_err:  # no usable candidates: the fallback is always valid
+                self.log(f"finish: no candidates to vote ({vote_err}); writing the fallback again")
+                write_fallback(self.competition.test, self.submission, self.settings.attempts)
+
+    def _vote_again(self) -> None:
+        from arcpipe.arc.candidates import Candidates
+        from arcpipe.arc.submission import submission_from_votes, write_submission
+        from arcpipe.arc.vote import vote
+        from arcpipe.data.dataset import Dataset
+        from arcpipe.predict import target_test_inputs
+
+        if not self.dataset_ready:
+            raise FileNotFoundError("no dataset")
+        dataset = Dataset.open(self.data)
+        candidates = Candidates.load(self.candidates)
+        candidates.check_dataset(dataset.fingerprint, self.candidates)
+        inputs = target_test_inputs(dataset)
+        attempts = self.settings.attempts
+        submission = submission_from_votes(vote(candidates, "count"), inputs, attempts)
+        write_submission(self.submission, submission, self.expected, attempts)
 
     def _self_score(self) -> dict:
         from arcpipe.arc.score import score_submission

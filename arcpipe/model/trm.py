@@ -27,7 +27,6 @@ from arcpipe.config import ModelConfig
 from arcpipe.model.layers import Block, RotaryEmbedding, linear, trunc_normal_
 from arcpipe.model.puzzle_embedding import PuzzleEmbedding
 
-Q_HALT_INIT_BIAS = -5.0  # halting starts off: sigmoid(-5) ~ 0.007
 LEARNED_POS_SCALE = 1 / math.sqrt(2)  # averages token and position embeddings, as the reference
 
 
@@ -99,7 +98,7 @@ class TRM(nn.Module):
         self.q_head = nn.Linear(D, 2, bias=True)
         with torch.no_grad():
             self.q_head.weight.zero_()
-            self.q_head.bias.fill_(Q_HALT_INIT_BIAS)
+            self.q_head.bias.fill_(config.halt_init_bias)  # -5: sigmoid ~ 0.007, halting off
         # Fixed (not learned) starting points of y and z, shared by every position and sample.
         self.register_buffer("answer_init", trunc_normal_(torch.empty(D), 1.0, g))
         self.register_buffer("latent_init", trunc_normal_(torch.empty(D), 1.0, g))

@@ -15,33 +15,12 @@ import orjson
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import REPO, metrics, torchrun_arcpipe
+from faultharness import assert_same_training, fault_seed, run_arcpipe
+from helpers import FAST, REPO, metrics, torchrun_arcpipe, train_args
 
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.cli import main
 from arcpipe.train.checkpoint import load_checkpoint
-
-# A tiny, fast recipe: 4 slots, short recursion, a checkpoint every step.
-FAST = [
-    "model.hidden_size=32",
-    "model.puzzle_emb_dim=32",
-    "model.num_heads=2",
-    "model.cycles=2",
-    "model.latent_steps=1",
-    "model.supervision_steps=3",
-    "train.global_batch_size=4",
-    "train.log_interval=1",
-    "train.lr_warmup_steps=3",
-    "train.eval_views=2",
-    "train.ema=true",  # tiny has it off; these tests cover it
-]
-
-
-def train_args(data: Path, out: Path, *extra: str, sets: list[str] = FAST) -> list[str]:
-    args = ["train", "--data", str(data), "--config", "tiny", "--out", str(out), "--quiet"]
-    for s in sets:
-        args += ["--set", s]
-    return args + list(extra)
 
 
 def run_cli(*args: str):
@@ -146,33 +125,49 @@ def assert_same_weights(a: Path, b: Path) -> None:
             assert torch.equal(tensor, cb.tensors[name][key]), (name, key)
 
 
-@pytest.mark.slow
-def test_resume_after_sigkill_equals_uninterrupted(sample_dataset: Path, tmp_path: Path) -> None:
-    steps = "16"
-    sets = [*FAST, "train.checkpoint_interval=1"]
-    whole = tmp_path / "whole"
-    assert (
-        run_cli(*train_args(sample_dataset, whole, "--max-steps", steps, sets=sets)).exit_code == 0
-    )
+# Slots halt early (a positive initial halting bias) and exploration fires often, so checkpoints
+# catch samples mid-flight: the ACT carry and the exploration draws must really be restored.
+MID_FLIGHT = [
+    *FAST,
+    "model.supervision_steps=4",
+    "model.halt_init_bias=3.0",
+    "model.halt_exploration_prob=0.5",
+    "train.checkpoint_interval=1",
+]
 
+
+def in_flight(checkpoint: Path) -> int:
+    """Slots of a checkpoint's carry whose sample has taken some, but not all, of its steps."""
+    carry = load_checkpoint(checkpoint).tensors["carry"]
+    return int(((carry["steps"] > 0) & ~carry["halted"]).sum())
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_continues_from_the_checkpoint_and_equals_uninterrupted(
+    sample_dataset: Path, tmp_path: Path
+) -> None:
+    seed = fault_seed()
+    whole = tmp_path / "whole"
+    result = run_cli(*train_args(sample_dataset, whole, "--max-steps", "16", sets=MID_FLIGHT))
+    assert result.exit_code == 0, result.output
+
+    kill_step = random.Random(seed).randint(4, 14)
     killed = tmp_path / "killed"
-    proc = spawn(
-        sample_dataset,
-        killed,
-        "--max-steps",
-        steps,
-        "--set",
-        "train.checkpoint_interval=1",
-    )
-    wait_for_step(killed, random.Random().randint(3, 10), proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    resumed = run_cli(
-        *train_args(sample_dataset, killed, "--max-steps", steps, "--resume", "auto", sets=sets)
-    )
+    args = train_args(sample_dataset, killed, "--max-steps", "16", sets=MID_FLIGHT)
+    died = run_arcpipe(args, {"match": f"arcpipe.train.step {kill_step}", "at": 1})
+    assert died.returncode == -9, (seed, died.stderr[-2000:])
+    last = load_checkpoint(killed)
+    where = f"killed at step {kill_step} (seed {seed})"
+    assert last.state["step"] == kill_step - 1, where
+    assert in_flight(killed / "last") > 0, where  # samples mid-flight in the saved carry
+    fresh = torch.Generator().manual_seed(last.config.train.seed + 1).get_state()
+    assert not torch.equal(last.tensors["rng"]["exploration"], fresh), where
+
+    resumed = run_cli(*args, "--resume", "auto")
     assert resumed.exit_code == 0, resumed.output
-    assert_same_weights(whole, killed)
-    assert losses(whole) == losses(killed)  # the loss curve, step by step, bit for bit
+    assert f"this sitting ran steps {kill_step}-16" in resumed.stdout, (where, resumed.stdout)
+    assert_same_training(whole, killed)  # weights, optimizers, carry, RNG, metrics records
+    assert losses(whole) == losses(killed)
 
 
 def test_sigterm_and_max_time_stop_cleanly_with_a_checkpoint(
