@@ -93,7 +93,7 @@ def kill_points(
     chosen += rng.sample(others, max(0, min(count - len(chosen), len(others))))
     points = []
     for i in sorted(chosen):
-        in_place = events[i].startswith("write ") and ".tmp-" not in events[i]
+        in_place = events[i].startswith(("write ", "append ")) and ".tmp-" not in events[i]
         points.append(KillPoint(i + 1, events[i], "torn" if in_place else "kill"))
     return points
 

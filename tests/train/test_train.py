@@ -16,7 +16,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from faultharness import assert_same_training, fault_seed, run_arcpipe
-from helpers import FAST, REPO, metrics, torchrun_arcpipe, train_args
+from helpers import FAST, MID_FLIGHT, REPO, metrics, torchrun_arcpipe, train_args
 
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.cli import main
@@ -123,17 +123,6 @@ def assert_same_weights(a: Path, b: Path) -> None:
     for name in ("weights", "ema", "puzzle_table"):
         for key, tensor in ca.tensors[name].items():
             assert torch.equal(tensor, cb.tensors[name][key]), (name, key)
-
-
-# Slots halt early (a positive initial halting bias) and exploration fires often, so checkpoints
-# catch samples mid-flight: the ACT carry and the exploration draws must really be restored.
-MID_FLIGHT = [
-    *FAST,
-    "model.supervision_steps=4",
-    "model.halt_init_bias=3.0",
-    "model.halt_exploration_prob=0.5",
-    "train.checkpoint_interval=1",
-]
 
 
 def in_flight(checkpoint: Path) -> int:
