@@ -56,14 +56,19 @@ TINY_MODEL = [
 ]
 
 
-def torchrun_arcpipe(args: list[str], port_base: int) -> subprocess.CompletedProcess:
+def torchrun_arcpipe(
+    args: list[str], port_base: int, faults: dict | None = None
+) -> subprocess.CompletedProcess:
     """``torchrun --nproc-per-node 2 -m arcpipe ARGS`` on CPU (gloo), one thread per rank.
 
-    ``port_base`` keeps tests that may run at the same time on different rendezvous ports.
+    ``port_base`` keeps tests that may run at the same time on different rendezvous ports;
+    ``faults`` is an ``ARCPIPE_FAULTS`` plan for every rank.
     """
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
     cmd += ["--master-port", str(port_base + os.getpid() % 1000), "-m", "arcpipe", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if faults is not None:
+        env["ARCPIPE_FAULTS"] = orjson.dumps(faults).decode()
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
 
 

@@ -114,11 +114,14 @@ class Flow:
             raise _Skip("no time left in the plan")
         return seconds
 
-    def _run(self, phase: str, args: list[str], seconds: float, gpus: int = 0) -> CommandResult:
+    def _run(
+        self, phase: str, args: list[str], seconds: float, gpus: int = 0, retry: bool = False
+    ) -> CommandResult:
         cmd = arcpipe_command(gpus) + args
         if phase in self.settings.faults():
             cmd.append(FAULT_OPTION)
-        return run_command(cmd, self.logs / f"{phase}.log", seconds)
+        log = self.logs / f"{phase}{'-retry' if retry else ''}.log"
+        return run_command(cmd, log, seconds)
 
     # ------------------------------------------------------------------------- phases
 
@@ -171,7 +174,7 @@ class Flow:
             if result.out_of_memory and self.checkpoint() is None and batch > max(1, gpus):
                 batch = self._posttrain_batch(max(1, gpus), batch // 2)
                 self.log(f"train: out of memory, retrying at global batch {batch}")
-                result = self._train(export, gpus, batch)
+                result = self._train(export, gpus, batch, retry=True)
             _check(result, "train", self.checkpoint())
             return f"global batch {batch}, checkpoint {self.checkpoint()}"
 
@@ -189,7 +192,7 @@ class Flow:
             result = self._predict(gpus, batch=0)
             if result.out_of_memory:
                 self.log("predict: out of memory, retrying at batch 16")
-                result = self._predict(gpus, batch=16)
+                result = self._predict(gpus, batch=16, retry=True)
             _check(result, "predict")
             return f"{self.settings.views or 'all'} views per test input"
 
@@ -242,19 +245,22 @@ class Flow:
         return int(record.get("dataset", {}).get("canvas", 30))
 
     def _posttrain_batch(self, world: int, batch: int = 0) -> int:
-        """The recipe's global batch (or ``batch``), rounded down to a multiple of the ranks."""
+        """The recipe's global batch (its ``posttrain_set`` included) or ``batch``, rounded down
+        to a multiple of the ranks."""
         from arcpipe.config import load_config
 
-        batch = batch or load_config(self.settings.posttrain_config).train.global_batch_size
+        recipe = load_config(self.settings.posttrain_config, self.settings.posttrain_set.split())
+        batch = batch or recipe.train.global_batch_size
         return max(world, batch - batch % world)
 
-    def _train(self, export: Path, gpus: int, batch: int) -> CommandResult:
+    def _train(self, export: Path, gpus: int, batch: int, retry: bool = False) -> CommandResult:
         seconds = self._budget("train")
-        return self._run("train", self._train_args(export, seconds, gpus, batch), seconds, gpus)
+        args = self._train_args(export, seconds, gpus, batch)
+        return self._run("train", args, seconds, gpus, retry)
 
-    def _predict(self, gpus: int, batch: int) -> CommandResult:
+    def _predict(self, gpus: int, batch: int, retry: bool = False) -> CommandResult:
         seconds = self._budget("predict")
-        return self._run("predict", self._predict_args(seconds, gpus, batch), seconds, gpus)
+        return self._run("predict", self._predict_args(seconds, gpus, batch), seconds, gpus, retry)
 
     def _train_args(self, export: Path, seconds: float, gpus: int, batch: int) -> list[str]:
         """The recipe's [train] settings; the architecture comes from the export (--init-from).
@@ -263,9 +269,10 @@ class Flow:
         the predict phase does that work once, inside its own time allowance.
         """
         args = ["train", "--data", str(self.data), "--config", self.settings.posttrain_config]
-        args += ["--set", f"train.global_batch_size={batch}", "--set", "train.eval_split=val"]
         for item in self.settings.posttrain_set.split():
             args += ["--set", item]
+        # Last, so that the batch the flow chose (an out-of-memory retry halves it) wins.
+        args += ["--set", f"train.global_batch_size={batch}", "--set", "train.eval_split=val"]
         args += ["--out", str(self.run), "--init-from", str(export), "--resume", "auto"]
         args += ["--max-time", f"{_inner(seconds):.0f}s", "--device", _device(gpus)]
         if self.settings.posttrain_steps > 0:

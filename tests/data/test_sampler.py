@@ -52,8 +52,21 @@ def test_overflowing_variant_is_cut_and_next_batch_starts_with_next_group(datase
     sampler = TrainSampler(dataset, "train", global_batch=4, seed=0)
     first, second = batches(sampler, 2)
     assert len(first) == len(second) == 4
-    last_variant_first = records[first[-1], 0]
-    assert records[second[0], 0] != last_variant_first
+    # The epoch plan written out: groups in order, one variant each, all of its examples.
+    plan = sampler._epoch_plan(0)
+    stream = []
+    for g in plan.order:
+        v = plan.variant[g]
+        count = sampler.variant_count[v]
+        order = np.argsort(plan.shuffle_keys[g, :count], kind="stable")
+        stream.append(sampler.variant_start[v] + order)
+    cut = next(k for k in range(len(stream)) if sum(map(len, stream[: k + 1])) >= 4)
+    assert sum(map(len, stream[: cut + 1])) > 4, "the fixture must overflow the first batch"
+    assert np.array_equal(first, np.concatenate(stream[: cut + 1])[:4])
+    assert np.array_equal(second, np.concatenate(stream[cut + 1 :])[:4])  # the rest is dropped
+    dropped = set(stream[cut][4 - sum(map(len, stream[:cut])) :].tolist())
+    assert dropped and not dropped & set(second.tolist())
+    assert records[second[0], 0] != records[first[-1], 0]
 
 
 def test_same_seed_same_batches_and_resume_continues_identically(dataset) -> None:

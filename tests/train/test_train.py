@@ -235,21 +235,35 @@ def test_checkpoint_of_another_dataset_is_refused(sample_dataset: Path, tmp_path
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(sample_dataset: Path, tmp_path: Path) -> None:
-    """DDP over 2 CPU ranks = 1 process with the same global batch (to float tolerance)."""
-    sets = [*FAST, "train.global_batch_size=8", "train.ema=false"]
+def test_two_gloo_processes_killed_and_resumed_match_one_process(
+    sample_dataset: Path, tmp_path: Path
+) -> None:
+    """DDP over 2 CPU ranks, killed mid-run and resumed = 1 process uninterrupted, with the same
+    global batch (to float tolerance); samples halt early, so each rank's carry slice matters."""
+    sets = [*MID_FLIGHT, "train.global_batch_size=8", "train.ema=false"]
     single = tmp_path / "single"
-    assert (
-        run_cli(*train_args(sample_dataset, single, "--max-steps", "6", sets=sets)).exit_code == 0
-    )
+    args = train_args(sample_dataset, single, "--max-steps", "8", sets=sets)
+    assert run_cli(*args).exit_code == 0
+
+    seed = fault_seed()
+    kill_step = random.Random(seed).randint(3, 6)
     double = tmp_path / "double"
-    args = train_args(sample_dataset, double, "--max-steps", "6", "--device", "cpu", sets=sets)
-    proc = torchrun_arcpipe(args, 29500)
+    args = train_args(sample_dataset, double, "--max-steps", "8", "--device", "cpu", sets=sets)
+    plan = {"match": f"arcpipe.train.step {kill_step}$", "at": 1}  # both ranks, as a crash
+    died = torchrun_arcpipe(args, 29500, faults=plan)
+    where = f"killed at step {kill_step} (seed {seed})"
+    assert died.returncode != 0, where
+    assert load_checkpoint(double).state["step"] == kill_step - 1, where
+    assert in_flight(double / "last") > 0, where
+    proc = torchrun_arcpipe([*args, "--resume", "auto"], 29500)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"this sitting ran steps {kill_step}-8" in proc.stdout, (where, proc.stdout)
     a, b = load_checkpoint(single), load_checkpoint(double)
     for name in ("weights", "puzzle_table"):
         for key, tensor in a.tensors[name].items():
             assert torch.allclose(tensor, b.tensors[name][key], atol=2e-5), (name, key)
+    assert torch.equal(a.tensors["carry"]["steps"], b.tensors["carry"]["steps"])
+    assert torch.equal(a.tensors["carry"]["halted"], b.tensors["carry"]["halted"])
     assert b.state["world_size"] == 2
     la, lb = losses(single), losses(double)
     assert [s for s, *_ in la] == [s for s, *_ in lb]
