@@ -29,6 +29,7 @@ from arcpipe.train.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_ENV = "ARCPIPE_FAULT_SEED"
+REPORT_ENV = "ARCPIPE_FAULT_REPORT"  # a JSON-lines file: every kill point recovered from
 
 
 def fault_seed(default: int = 0) -> int:
@@ -96,6 +97,15 @@ def kill_points(
         in_place = events[i].startswith(("write ", "append ")) and ".tmp-" not in events[i]
         points.append(KillPoint(i + 1, events[i], "torn" if in_place else "kill"))
     return points
+
+
+def report_recovered(phase: str, point: KillPoint, seed: int, **detail: object) -> None:
+    """Note a kill point whose every check passed in ``$ARCPIPE_FAULT_REPORT`` (the sweep)."""
+    path = os.environ.get(REPORT_ENV)
+    if path:
+        record = {"phase": phase, "at": point.at, "event": point.event, "action": point.action}
+        with open(path, "ab") as f:
+            f.write(orjson.dumps({**record, "seed": seed, **detail}) + b"\n")
 
 
 def killed(result: subprocess.CompletedProcess) -> bool:

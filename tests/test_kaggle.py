@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from faultharness import fault_seed, kill_points
+from faultharness import fault_seed, kill_points, report_recovered
 from helpers import REPO, TINY_MODEL
 
 from arcpipe import kaggle
@@ -219,6 +219,7 @@ def test_a_kill_inside_a_phase_keeps_a_valid_submission_and_a_rerun_ends_as_unin
     namespace = run_notebook(root, monkeypatch)  # the notebook again, nothing injected
     assert statuses(namespace) == ALL_OK, (where, statuses(namespace))
     assert (root / "working" / "submission.json").read_bytes() == clean_notebook["submission"]
+    report_recovered(f"kaggle {phase}", point, seed)
 
 
 @pytest.mark.slow

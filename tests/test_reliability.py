@@ -32,6 +32,7 @@ from faultharness import (
     fault_seed,
     kill_points,
     killed,
+    report_recovered,
     run_arcpipe,
     temporaries,
     trace_events,
@@ -100,7 +101,9 @@ def test_training_killed_at_seeded_points_resumes_to_the_uninterrupted_run(
     whole = tmp_path / "whole"
     events = trace_events(args(whole), whole, tmp_path / "trace")
     must = ("arcpipe.train.step", "carry-0.pt", "/checkpoints/step-", "/last <-", "/best <-")
-    points = kill_points(events, 8, seed, must=(*must, "metrics.jsonl", "rmtree"))
+    # The exchange: the final evaluation's checkpoint replaces the loop's of the same step.
+    must += ("metrics.jsonl", "rmtree", "arcpipe.exchange")
+    points = kill_points(events, 9, seed, must=must)
     for point in points:
         where = f"{point} (seed {seed})"
         run = tmp_path / f"killed-{point.at}"
@@ -114,6 +117,7 @@ def test_training_killed_at_seeded_points_resumes_to_the_uninterrupted_run(
         assert_same_training(whole, run)
         assert os.readlink(run / "best") == os.readlink(whole / "best"), where
         assert not temporaries(run), (where, temporaries(run))
+        report_recovered("train", point, seed, resumed_from=start)
 
 
 def build_args(out: Path, seed: int = 0) -> list[str]:
@@ -157,6 +161,7 @@ def test_build_killed_at_seeded_points_keeps_the_previous_dataset_and_rebuilds_t
         assert run_cli(*build_args(out)).exit_code == 0, where
         assert dataset_digests(out) == reference, where
         assert not temporaries(out.parent), (where, temporaries(out.parent))
+        report_recovered("build-data", point, seed)
 
 
 def predict_args(run: Path, data: Path, out: Path, *extra: str) -> list[str]:
@@ -197,6 +202,7 @@ def test_prediction_killed_between_submission_replacements_leaves_a_valid_submis
         assert rerun.exit_code == 0, (where, rerun.output)
         assert out.read_bytes() == reference, where
         assert not temporaries(out.parent), where
+        report_recovered("predict", point, seed, previous_kept=not replaced)
 
 
 # ----------------------------------------------------------------------------- deadlines and stalls

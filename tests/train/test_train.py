@@ -15,7 +15,13 @@ import orjson
 import pytest
 import torch
 from click.testing import CliRunner
-from faultharness import assert_same_training, fault_seed, run_arcpipe
+from faultharness import (
+    KillPoint,
+    assert_same_training,
+    fault_seed,
+    report_recovered,
+    run_arcpipe,
+)
 from helpers import FAST, MID_FLIGHT, REPO, metrics, torchrun_arcpipe, train_args
 
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
@@ -157,6 +163,8 @@ def test_resume_after_sigkill_continues_from_the_checkpoint_and_equals_uninterru
     assert f"this sitting ran steps {kill_step}-16" in resumed.stdout, (where, resumed.stdout)
     assert_same_training(whole, killed)  # weights, optimizers, carry, RNG, metrics records
     assert losses(whole) == losses(killed)
+    point = KillPoint(1, f"arcpipe.train.step {kill_step}", "kill")
+    report_recovered("train (mid-flight carry)", point, seed, resumed_from=kill_step - 1)
 
 
 def test_sigterm_and_max_time_stop_cleanly_with_a_checkpoint(
@@ -268,6 +276,8 @@ def test_two_gloo_processes_killed_and_resumed_match_one_process(
     la, lb = losses(single), losses(double)
     assert [s for s, *_ in la] == [s for s, *_ in lb]
     assert all(abs(x[1] - y[1]) < 1e-4 for x, y in zip(la, lb))
+    point = KillPoint(1, f"arcpipe.train.step {kill_step}", "kill")
+    report_recovered("train, 2 gloo ranks", point, seed, resumed_from=kill_step - 1)
 
 
 def test_init_from_takes_the_architecture_from_the_source(sample_dataset: Path, tmp_path) -> None:
