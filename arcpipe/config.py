@@ -43,10 +43,17 @@ class ModelConfig:
     puzzle_emb_len: int = 16  # prefix positions; the puzzle vector fills the first ones
     rms_norm_eps: float = 1e-5
     rope_theta: float = 10000.0
+    board: str = "full"  # "full" canvas (reference) or "boxed": only each task's box of cells
 
     def __post_init__(self) -> None:
         _check_choice("model.token_mixer", self.token_mixer, ("attention", "mlp"))
         _check_choice("model.pos_encodings", self.pos_encodings, ("rope", "learned", "none"))
+        _check_choice("model.board", self.board, ("full", "boxed"))
+        if self.board == "boxed" and self.token_mixer != "attention":
+            raise ArcpipeError(
+                "model.board = boxed needs model.token_mixer = attention (the MLP mixer's weights "
+                "are tied to the full canvas)"
+            )
         if self.hidden_size % self.num_heads:
             raise ArcpipeError(
                 f"model.hidden_size ({self.hidden_size}) must be a multiple of model.num_heads "
@@ -93,6 +100,7 @@ class TrainConfig:
     best_metric: str = "pass@2"  # metric that selects the best/ checkpoint
     checkpoint_interval: int = 0  # steps between checkpoints; 0: at evaluations and the end
     keep_checkpoints: int = 2  # step-N checkpoints kept besides best/ and last/
+    board_buckets: int = 6  # boxed boards: sequence lengths at most (an ACT carry each)
 
     def __post_init__(self) -> None:
         _check_choice("train.lr_schedule", self.lr_schedule, ("constant", "cosine"))
@@ -102,6 +110,8 @@ class TrainConfig:
         _check_choice("train.eval_split", self.eval_split, ("auto", "val", "test"))
         if self.global_batch_size < 1:
             raise ArcpipeError("train.global_batch_size must be >= 1")
+        if self.board_buckets < 1:
+            raise ArcpipeError("train.board_buckets must be >= 1")
 
 
 @dataclass

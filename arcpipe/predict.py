@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from arcpipe.arc.candidates import Candidates
-from arcpipe.arc.encode import tokens_to_grid
 from arcpipe.arc.submission import (
     fallback_submission,
     load_submission,
@@ -35,6 +34,7 @@ from arcpipe.arc.submission import (
 )
 from arcpipe.arc.vote import vote
 from arcpipe.data.dataset import Dataset
+from arcpipe.data.layout import Bucket, Layout
 from arcpipe.data.sampler import encode_batch
 from arcpipe.errors import ArcpipeError
 from arcpipe.model.trm import TRM
@@ -70,18 +70,27 @@ def run_views(
     device: torch.device,
     halt_early: bool = False,
     loss_kind: str = "stablemax",
+    layout: Layout | None = None,
+    bucket: Bucket | None = None,
 ) -> ViewOutputs:
-    """Run one batch of views for N_sup steps (or until they halt)."""
-    batch = encode_batch(dataset, split, rows).to(device)
-    size = len(rows)
-    state = model.initial_state(size, device)
-    final_logits = torch.empty(size, dataset.seq_len, model.vocab_size, device=device)
+    """Run one batch of views for N_sup steps (or until they halt); boxed boards of one
+    ``bucket`` with a boxed ``layout``."""
+    batch = encode_batch(dataset, split, rows, layout, bucket).to(device)
+    size, board_len = batch.inputs.shape
+    state = model.initial_state(size, device, board_len)
+    final_logits = torch.empty(size, board_len, model.vocab_size, device=device)
     final_q = torch.empty(size, device=device)
     steps = torch.zeros(size, dtype=torch.int32, device=device)
     active = torch.arange(size, device=device)
     with autocast(device, model.compute_dtype):
         for step in range(1, model.config.supervision_steps + 1):
-            out = model(state, batch.inputs[active], batch.puzzle_ids[active])
+            out = model(
+                state,
+                batch.inputs[active],
+                batch.puzzle_ids[active],
+                None if batch.positions is None else batch.positions[active],
+                None if batch.mask is None else batch.mask[active],
+            )
             last = step == model.config.supervision_steps
             done = (
                 torch.ones_like(out.q_halt, dtype=torch.bool)
@@ -117,23 +126,29 @@ def run_views(
 
 
 def to_candidates(
-    dataset: Dataset, split: str, rows: np.ndarray, outputs: ViewOutputs
+    dataset: Dataset,
+    split: str,
+    rows: np.ndarray,
+    outputs: ViewOutputs,
+    layout: Layout | None = None,
 ) -> Candidates:
     """Crop, check and invert each view's answer; malformed (empty) answers are dropped."""
+    layout = layout or Layout(dataset, "full")
     task_ids = target_task_ids(dataset, split)
     index = {t: i for i, t in enumerate(task_ids)}
     tests_of = {t.id: t.num_test for t in dataset.tasks}
     num_tests = [tests_of[t] for t in task_ids]
     records, grids, malformed = [], [], 0
-    canvas = dataset.canvas
+    boxes = layout.boxes(split, rows)
     for k, row in enumerate(rows):
         view = dataset.view(split, int(row))
-        grid = tokens_to_grid(outputs.tokens[k], canvas)
+        grid = layout.crop(outputs.tokens[k], boxes[k])
         if grid.size == 0:
             malformed += 1
             continue
         h, w = grid.shape
-        logprob = float(outputs.logprob[k].reshape(canvas, canvas)[:h, :w].mean())
+        board = outputs.logprob[k][: boxes[k].prod()].reshape(boxes[k])
+        logprob = float(board[:h, :w].mean())
         grids.append(view.transform.invert(grid))
         records.append((index[view.task_id], view.pair_index, row, outputs.q_halt[k], logprob))
     columns = list(zip(*records)) if records else [[]] * 5
@@ -177,19 +192,23 @@ def predict_candidates(
     world_size: int = 1,
     halt_early: bool = False,
     loss_kind: str = "stablemax",
+    layout: Layout | None = None,
+    max_buckets: int = 1,
 ) -> tuple[Candidates, dict[str, float]]:
     """Predict ``rows`` of ``split`` (this rank's share), gather, and return all candidates.
+
+    Boxed boards (``layout``) run in batches of one bucket each (at most ``max_buckets``).
 
     Returns:
         the candidates (on every rank) and view-level metrics: exact accuracy per view (over the
         views with labels) and the mean number of steps run.
     """
+    layout = layout or Layout(dataset, "full")
     mine = np.array_split(rows, world_size)[rank]
     parts, exact, labelled, steps = [], 0, 0, 0
-    for lo in range(0, len(mine), batch_size):
-        chunk = mine[lo : lo + batch_size]
-        out = run_views(model, dataset, split, chunk, device, halt_early, loss_kind)
-        parts.append(to_candidates(dataset, split, chunk, out))
+    for chunk, bucket in layout.batches(split, mine, batch_size, max_buckets):
+        out = run_views(model, dataset, split, chunk, device, halt_early, loss_kind, layout, bucket)
+        parts.append(to_candidates(dataset, split, chunk, out, layout))
         exact += int(out.exact.sum())
         labelled += int(_labelled(dataset, split, chunk).sum())
         steps += int(out.steps.sum())
@@ -301,6 +320,8 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
         raise ArcpipeError("--attempts must be >= 1")
     ckpt = load_checkpoint(resolve_checkpoint(options.run, options.checkpoint))
     model = inference_model(ckpt, dataset, topo.device)  # refused before anything is written
+    layout = Layout(dataset, ckpt.config.model.board)
+    max_buckets = ckpt.config.train.board_buckets
     test_inputs = target_test_inputs(dataset)
     expected = {t: len(g) for t, g in test_inputs.items()}
     candidates_path = options.candidates or options.out.with_suffix(".candidates.npz")
@@ -310,7 +331,9 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     loss_kind = ckpt.config.train.loss
     batch = options.batch_size or (64 if topo.device.type == "cuda" else 8)
     rows = interleaved(dataset, view_rows(dataset, "test", options.views))
-    rounds = np.array_split(rows, max(1, -(-len(rows) // (batch * topo.world_size))))
+    # Rounds of views spread over all tasks; boxed boards split each round into buckets.
+    per_round = batch * topo.world_size * (max_buckets if layout.boxed else 1)
+    rounds = np.array_split(rows, max(1, -(-len(rows) // per_round)))
     mine: list[Candidates] = []
     gathered: list[Candidates] = []
     done, stopped, last_sync = 0, None, time.monotonic()
@@ -327,12 +350,14 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     with StopSignal() as signal_stop, Progress("predict", len(rows), quiet=quiet) as bar:
         for chunk in rounds:
             sys.audit("arcpipe.predict.batch", done)  # a fault-injection point (arcpipe.faults)
-            share = np.array_split(chunk, topo.world_size)[topo.rank]
-            if len(share):
-                out = run_views(
-                    model, dataset, "test", share, topo.device, options.halt_early, loss_kind
-                )
-                mine.append(to_candidates(dataset, "test", share, out))
+            for part, bucket in layout.batches("test", chunk, batch * topo.world_size, max_buckets):
+                share = np.array_split(part, topo.world_size)[topo.rank]
+                if len(share):
+                    out = run_views(
+                        model, dataset, "test", share, topo.device, options.halt_early,
+                        loss_kind, layout, bucket,
+                    )  # fmt: skip
+                    mine.append(to_candidates(dataset, "test", share, out, layout))
             done += len(chunk)
             bar.advance(len(chunk))
             reason = None

@@ -45,13 +45,14 @@ def _paint(board: np.ndarray, grid: np.ndarray, r0: int, c0: int) -> None:
 def crop_shape(board: np.ndarray) -> tuple[int, int]:
     """The largest top-left rectangle of colour tokens, as the reference's evaluator finds it.
 
+    ``board`` is a canvas, or a box (``rows x cols``) of a boxed layout.
+
     Rows are scanned top-down; the usable width shrinks at the first non-colour token of each row
     and never grows back; the (rows, cols) with the largest area wins (the first one on ties).
     """
-    canvas = board.shape[0]
     best_area, best_r, best_c = 0, 0, 0
-    width = canvas
-    for r in range(canvas):
+    width = board.shape[1]
+    for r in range(board.shape[0]):
         for c in range(width):
             token = board[r, c]
             if token < COLOUR_OFFSET or token > VOCAB_SIZE - 1:

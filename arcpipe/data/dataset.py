@@ -18,6 +18,8 @@ Files (all arrays are ``.npy``, opened with ``mmap_mode="r"``)::
     colours.npy          uint8 [V, 10]         each variant's value map (colours[0] == 0)
     row_perms.npy        uint8 [V, canvas]     optional: rows of the transformed grid, permuted
     col_perms.npy        uint8 [V, canvas]     optional: columns likewise (Sudoku's bands/stacks)
+    boxes.npy            int32 [T, 2]          ARC: each task's box (rows, columns) in its own
+                                               frame, for boxed boards (arcpipe.data.layout)
     <split>.npy          int32 [N, 4]          (variant, pair, row offset, column offset), sorted
                                                by variant; splits: train, test and optionally val
 
@@ -44,7 +46,8 @@ FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 TASK_IDS = "task_ids.json"
 ARRAYS = ("tasks", "cells", "grids", "pairs", "variants", "colours")
-OPTIONAL_ARRAYS = ("row_perms", "col_perms")
+PERMUTATIONS = ("row_perms", "col_perms")
+OPTIONAL_ARRAYS = (*PERMUTATIONS, "boxes")
 SPLITS = ("train", "val", "test")
 ROLES = ("train", "target", "val")
 BLANK_PUZZLE_ID = 0
@@ -190,7 +193,7 @@ class Dataset:
         identity = np.broadcast_to(np.arange(self.canvas, dtype=np.uint8), (n, self.canvas))
         row_perms, col_perms = (
             np.asarray(self.arrays[name][which]) if name in self.arrays else identity
-            for name in OPTIONAL_ARRAYS
+            for name in PERMUTATIONS
         )
         inputs = np.empty((n, self.seq_len), dtype=np.uint8)
         labels = np.empty((n, self.seq_len), dtype=np.uint8)
@@ -220,7 +223,7 @@ class Dataset:
         if split != "train":
             index -= task.num_train
         identity = np.arange(self.canvas)
-        for name in OPTIONAL_ARRAYS:
+        for name in PERMUTATIONS:
             if name in self.arrays and not np.array_equal(self.arrays[name][variant], identity):
                 raise NotImplementedError("a view with permuted rows/columns has no Transform")
         transform = Transform(d, np.array(self.arrays["colours"][variant]))

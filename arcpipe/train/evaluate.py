@@ -80,6 +80,8 @@ def evaluate(trainer: Trainer) -> dict[str, float]:
             rank=trainer.topo.rank,
             world_size=trainer.topo.world_size,
             loss_kind=cfg.loss,
+            layout=trainer.layout,
+            max_buckets=cfg.board_buckets,
         )
     trainer.model.train()
     scores = pass_at_k(vote(candidates), split_solutions(trainer.dataset, split), ks=(1, 2))

@@ -23,7 +23,8 @@ from torch.nn.parallel import DistributedDataParallel
 from arcpipe import __version__
 from arcpipe.config import Config, resumed_config, save_config
 from arcpipe.data.dataset import Dataset
-from arcpipe.data.sampler import TrainSampler, encode_batch
+from arcpipe.data.layout import Layout
+from arcpipe.data.sampler import BucketedSampler, encode_batch
 from arcpipe.errors import ArcpipeError
 from arcpipe.fsutil import cannot_write, write_bytes_atomic
 from arcpipe.model.puzzle_embedding import SparseSignSGD
@@ -120,9 +121,12 @@ class Trainer:
                 self.model.puzzle_table, cfg.puzzle_emb_lr, cfg.puzzle_emb_weight_decay
             )
         self.ema = EMA(self.model, cfg.ema_rate) if cfg.ema else None
-        self.sampler = TrainSampler(dataset, "train", cfg.global_batch_size, cfg.seed)
+        self.layout = Layout(dataset, self.config.model.board)
+        self.sampler = BucketedSampler(
+            self.layout, "train", cfg.global_batch_size, cfg.seed, cfg.board_buckets
+        )
         self.exploration_rng = torch.Generator().manual_seed(cfg.seed + 1)
-        self.carry: Carry | None = None
+        self.carries: dict[int, Carry] = {}  # one ACT carry per bucket of boards
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sittings
         self.best: dict = {}
@@ -143,10 +147,11 @@ class Trainer:
         """One optimizer step; returns this rank's summed metrics of the step."""
         cfg = self.config.train
         sys.audit("arcpipe.train.step", self.step + 1)  # a fault-injection point (arcpipe.faults)
-        rows = self.sampler.next_rows()
-        batch = encode_batch(self.dataset, "train", self._mine(rows)).to(self.device)
-        if self.carry is None:
-            self.carry = initial_carry(self.model, batch)
+        bucket, rows = self.sampler.next_rows()
+        boards = self.sampler.buckets[bucket]
+        batch = encode_batch(self.dataset, "train", self._mine(rows), self.layout, boards)
+        batch = batch.to(self.device)
+        carry = self.carries.get(bucket) or initial_carry(self.model, batch)
         draws = draw_exploration(
             self.exploration_rng,
             cfg.global_batch_size,
@@ -156,10 +161,11 @@ class Trainer:
         draws.explore, draws.min_steps = self._mine(draws.explore), self._mine(draws.min_steps)
         self.model.train()
         with autocast(self.device, self.model.compute_dtype):
-            self.carry, out = act_step(self.model, self.carry, batch, draws, self.forward)
+            carry, out = act_step(self.model, carry, batch, draws, self.forward)
             loss = step_loss(
-                out.logits, out.q_halt, self.carry.batch.labels, cfg.loss, cfg.q_loss_weight
+                out.logits, out.q_halt, carry.batch.labels, cfg.loss, cfg.q_loss_weight
             )
+        self.carries[bucket] = carry
         # Each rank divides by its own slots; DDP averages over ranks: the global-batch mean.
         (loss.total / self.local_batch).backward()
         self._check_finite(loss.total.detach())
@@ -174,7 +180,7 @@ class Trainer:
             self.sparse.step()
         if self.ema is not None:
             self.ema.update(self.model)
-        return self._step_metrics(loss, out.q_halt.detach(), factor)
+        return self._step_metrics(carry, loss, out.q_halt.detach(), factor)
 
     def _check_finite(self, total: torch.Tensor) -> None:
         bad = torch.tensor([0.0 if torch.isfinite(total) else 1.0], device=self.device)
@@ -185,9 +191,11 @@ class Trainer:
                 file=self.options.out,
             )
 
-    def _step_metrics(self, loss, q_halt: torch.Tensor, factor: float) -> dict[str, float]:
+    def _step_metrics(
+        self, carry: Carry, loss, q_halt: torch.Tensor, factor: float
+    ) -> dict[str, float]:
         """Metrics over the slots that halted this step (reference §4.6), summed over ranks."""
-        valid = self.carry.halted & loss.supervised
+        valid = carry.halted & loss.supervised
         q_right = ((q_halt >= 0) == loss.exact) & valid
         sums = torch.stack(
             [
@@ -195,7 +203,7 @@ class Trainer:
                 (loss.token_accuracy * valid).sum(),
                 (loss.exact & valid).sum(),
                 q_right.sum(),
-                (self.carry.steps * valid).sum(),
+                (carry.steps * valid).sum(),
                 loss.lm_loss,
                 loss.q_halt_loss,
             ]
@@ -248,9 +256,13 @@ class Trainer:
         return folder
 
     def _write(self, tmp: Path, folder: Path, run: Path) -> None:
-        if self.carry is not None:
-            carry = {k: v.cpu() for k, v in self.carry.state_dict().items()}
-            save_tensors(carry, tmp / f"carry-{self.topo.rank}.pt")
+        if self.carries:
+            carries = {
+                k: v.cpu()
+                for bucket, carry in self.carries.items()
+                for k, v in carry.state_dict(self._carry_prefix(bucket)).items()
+            }
+            save_tensors(carries, tmp / f"carry-{self.topo.rank}.pt")
         dist.barrier()
         if self.topo.is_main:
             table = self.model.puzzle_table
@@ -292,7 +304,14 @@ class Trainer:
         self.log_window = list(ckpt.state.get("log_window", []))
         if "carry" in t:
             local = {k: self._mine(v) for k, v in t["carry"].items()}
-            self.carry = Carry.from_state_dict(local, self.device)
+            for bucket in range(len(self.sampler.buckets)):
+                prefix = self._carry_prefix(bucket)
+                if f"{prefix}answer" in local:
+                    self.carries[bucket] = Carry.from_state_dict(local, self.device, prefix)
+
+    def _carry_prefix(self, bucket: int) -> str:
+        """Names of a bucket's carry tensors in a checkpoint (full boards: one, unprefixed)."""
+        return f"{bucket}." if self.layout.boxed else ""
 
     def init_from(self, ckpt: Checkpoint) -> None:
         """Post-training: all network weights from ``ckpt``, a fresh table at its mean row."""
