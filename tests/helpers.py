@@ -97,11 +97,13 @@ def train_args(data: Path, out: Path, *extra: str, sets: list[str] = FAST) -> li
 
 
 # Slots halt early (a positive initial halting bias) and exploration fires often, so checkpoints
-# catch samples mid-flight: the ACT carry and the exploration draws must really be restored.
+# catch samples mid-flight: the ACT carry and the exploration draws must really be restored. A
+# metrics record averages 3 steps, so a checkpoint can fall inside a logging window too.
 MID_FLIGHT = [
     *FAST,
     "model.supervision_steps=4",
     "model.halt_init_bias=3.0",
     "model.halt_exploration_prob=0.5",
     "train.checkpoint_interval=1",
+    "train.log_interval=3",
 ]

@@ -147,3 +147,88 @@ def test_compiled_network_equals_eager(dtype: torch.dtype, tolerance: float) -> 
     compiled.compile_network()
     for a, b in zip(step_and_grads(compiled, dtype), step_and_grads(eager, dtype), strict=True):
         torch.testing.assert_close(a, b, rtol=tolerance, atol=tolerance)
+
+
+# ----------------------------------------------------------------------------- boxed boards
+
+
+def boxed_dataset(tmp_path, size: int, canvas: int):
+    """One training task and one target whose grids are ``size`` square on ``canvas``."""
+    from helpers import write_task
+
+    from arcpipe.arc.build import BuildOptions, build_arc_dataset
+    from arcpipe.data.dataset import Dataset
+
+    rng = torch.Generator().manual_seed(size)
+
+    def pair() -> dict:
+        grid = torch.randint(0, 10, (size, size), generator=rng).tolist()
+        return {"input": grid, "output": [row[::-1] for row in grid]}
+
+    for folder, name in ((tmp_path / "train", "t"), (tmp_path / "eval", "e")):
+        write_task(folder, name, {"train": [pair(), pair()], "test": [pair()]})
+    options = BuildOptions(num_aug=3, canvas=canvas)
+    build_arc_dataset([tmp_path / "train"], tmp_path / "eval", tmp_path / "ds", options, True)
+    return Dataset.open(tmp_path / "ds")
+
+
+def loss_and_grads(model: TRM, batch) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    from arcpipe.train.losses import step_loss
+
+    model.zero_grad()
+    state = model.initial_state(batch.inputs.shape[0], board_len=batch.inputs.shape[1])
+    out = model(state, batch.inputs, batch.puzzle_ids, batch.positions, batch.mask)
+    loss = step_loss(out.logits, out.q_halt, batch.labels, "stablemax", 0.5).total
+    loss.backward()
+    return out.logits, loss, [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("pos", ["rope", "learned"])
+def test_boxed_equals_full_when_the_box_is_the_whole_canvas(tmp_path, pos: str) -> None:
+    """A task whose grids fill the canvas: its box is the canvas, in canvas order, no fillers;
+    the same logits, losses and gradients, bit for bit."""
+    from arcpipe.data.layout import Bucket, Layout
+    from arcpipe.data.sampler import encode_batch
+
+    dataset = boxed_dataset(tmp_path, size=6, canvas=6)
+    rows = torch.arange(len(dataset.examples("train"))).numpy()
+    layout = Layout(dataset, "boxed")
+    assert (layout.row_cells("train", rows) == 36).all()
+    cfg = ModelConfig(**{**TINY.__dict__, "pos_encodings": pos})
+    model = TRM(cfg, 12, 36, dataset.num_puzzle_identifiers, seed=1)
+    full = encode_batch(dataset, "train", rows)
+    boxed = encode_batch(dataset, "train", rows, layout, Bucket(36, False))
+    assert boxed.positions is not None and boxed.mask is None
+    assert torch.equal(boxed.positions, torch.arange(36).expand(len(rows), -1))
+    (logits_a, loss_a, grads_a), (logits_b, loss_b, grads_b) = (
+        loss_and_grads(model, full),
+        loss_and_grads(model, boxed),
+    )
+    assert torch.equal(logits_a, logits_b) and torch.equal(loss_a, loss_b)
+    for (name, _), a, b in zip(model.named_parameters(), grads_a, grads_b):
+        if name == "pos":  # a scatter-add of the same terms in another order: rounding only
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+        else:
+            assert torch.equal(a, b), name
+
+
+def test_fillers_change_nothing_for_the_real_cells(tmp_path) -> None:
+    """The same boxes in a longer bucket: fillers are masked out, the real cells' logits, the
+    loss and the gradients stay (to float rounding)."""
+    from arcpipe.data.layout import Bucket, Layout
+    from arcpipe.data.sampler import encode_batch
+
+    dataset = boxed_dataset(tmp_path, size=3, canvas=8)
+    rows = torch.arange(len(dataset.examples("train"))).numpy()
+    layout = Layout(dataset, "boxed")
+    cells = int(layout.row_cells("train", rows).max())
+    assert cells == 16  # 3 x 3 grids and their EOS row and column
+    model = TRM(TINY, 12, 64, dataset.num_puzzle_identifiers, seed=2)
+    tight = loss_and_grads(model, encode_batch(dataset, "train", rows, layout, Bucket(16, False)))
+    padded = loss_and_grads(model, encode_batch(dataset, "train", rows, layout, Bucket(23, True)))
+    torch.testing.assert_close(tight[0], padded[0][:, :16], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(tight[1], padded[1], rtol=1e-5, atol=1e-6)
+    for a, b in zip(tight[2], padded[2]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    unmasked = encode_batch(dataset, "train", rows, layout, Bucket(23, False))
+    assert not torch.allclose(loss_and_grads(model, unmasked)[0][:, :16], tight[0], atol=1e-5)

@@ -132,29 +132,40 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 
 def in_flight(checkpoint: Path) -> int:
-    """Slots of a checkpoint's carry whose sample has taken some, but not all, of its steps."""
+    """Slots of a checkpoint's carries (one per bucket of boards) whose sample has taken some,
+    but not all, of its steps."""
     carry = load_checkpoint(checkpoint).tensors["carry"]
-    return int(((carry["steps"] > 0) & ~carry["halted"]).sum())
+    prefixes = [k[: -len("steps")] for k in carry if k.endswith("steps")]
+    return sum(int(((carry[p + "steps"] > 0) & ~carry[p + "halted"]).sum()) for p in prefixes)
+
+
+def carried_buckets(checkpoint: Path) -> int:
+    return sum(k.endswith("steps") for k in load_checkpoint(checkpoint).tensors["carry"])
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("board", ["full", "boxed"])
 def test_resume_after_sigkill_continues_from_the_checkpoint_and_equals_uninterrupted(
-    sample_dataset: Path, tmp_path: Path
+    sample_dataset: Path, tmp_path: Path, board: str
 ) -> None:
     seed = fault_seed()
+    sets = [*MID_FLIGHT, f"model.board={board}"]
     whole = tmp_path / "whole"
-    result = run_cli(*train_args(sample_dataset, whole, "--max-steps", "16", sets=MID_FLIGHT))
+    result = run_cli(*train_args(sample_dataset, whole, "--max-steps", "16", sets=sets))
     assert result.exit_code == 0, result.output
 
-    kill_step = random.Random(seed).randint(4, 14)
+    # Killed inside a logging window: the checkpoint before it holds part of a window.
+    kill_step = random.Random(seed).choice([s for s in range(4, 15) if (s - 1) % 3])
     killed = tmp_path / "killed"
-    args = train_args(sample_dataset, killed, "--max-steps", "16", sets=MID_FLIGHT)
+    args = train_args(sample_dataset, killed, "--max-steps", "16", sets=sets)
     died = run_arcpipe(args, {"match": f"arcpipe.train.step {kill_step}", "at": 1})
     assert died.returncode == -9, (seed, died.stderr[-2000:])
     last = load_checkpoint(killed)
     where = f"killed at step {kill_step} (seed {seed})"
     assert last.state["step"] == kill_step - 1, where
     assert in_flight(killed / "last") > 0, where  # samples mid-flight in the saved carry
+    if board == "boxed":
+        assert carried_buckets(killed / "last") > 1, where  # one carry per bucket of boards
     fresh = torch.Generator().manual_seed(last.config.train.seed + 1).get_state()
     assert not torch.equal(last.tensors["rng"]["exploration"], fresh), where
 
@@ -164,7 +175,7 @@ def test_resume_after_sigkill_continues_from_the_checkpoint_and_equals_uninterru
     assert_same_training(whole, killed)  # weights, optimizers, carry, RNG, metrics records
     assert losses(whole) == losses(killed)
     point = KillPoint(1, f"arcpipe.train.step {kill_step}", "kill")
-    report_recovered("train (mid-flight carry)", point, seed, resumed_from=kill_step - 1)
+    report_recovered(f"train, {board} boards", point, seed, resumed_from=kill_step - 1)
 
 
 def test_sigterm_and_max_time_stop_cleanly_with_a_checkpoint(
@@ -243,12 +254,13 @@ def test_checkpoint_of_another_dataset_is_refused(sample_dataset: Path, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("board", ["full", "boxed"])
 def test_two_gloo_processes_killed_and_resumed_match_one_process(
-    sample_dataset: Path, tmp_path: Path
+    sample_dataset: Path, tmp_path: Path, board: str
 ) -> None:
     """DDP over 2 CPU ranks, killed mid-run and resumed = 1 process uninterrupted, with the same
     global batch (to float tolerance); samples halt early, so each rank's carry slice matters."""
-    sets = [*MID_FLIGHT, "train.global_batch_size=8", "train.ema=false"]
+    sets = [*MID_FLIGHT, "train.global_batch_size=8", "train.ema=false", f"model.board={board}"]
     single = tmp_path / "single"
     args = train_args(sample_dataset, single, "--max-steps", "8", sets=sets)
     assert run_cli(*args).exit_code == 0
@@ -270,14 +282,17 @@ def test_two_gloo_processes_killed_and_resumed_match_one_process(
     for name in ("weights", "puzzle_table"):
         for key, tensor in a.tensors[name].items():
             assert torch.allclose(tensor, b.tensors[name][key], atol=2e-5), (name, key)
-    assert torch.equal(a.tensors["carry"]["steps"], b.tensors["carry"]["steps"])
-    assert torch.equal(a.tensors["carry"]["halted"], b.tensors["carry"]["halted"])
+    for key, tensor in a.tensors["carry"].items():
+        if key.endswith(("steps", "halted", "positions", "puzzle_ids")):
+            assert torch.equal(tensor, b.tensors["carry"][key]), key
     assert b.state["world_size"] == 2
     la, lb = losses(single), losses(double)
     assert [s for s, *_ in la] == [s for s, *_ in lb]
     assert all(abs(x[1] - y[1]) < 1e-4 for x, y in zip(la, lb))
     point = KillPoint(1, f"arcpipe.train.step {kill_step}", "kill")
-    report_recovered("train, 2 gloo ranks", point, seed, resumed_from=kill_step - 1)
+    report_recovered(
+        f"train, 2 gloo ranks, {board} boards", point, seed, resumed_from=kill_step - 1
+    )
 
 
 def test_init_from_takes_the_architecture_from_the_source(sample_dataset: Path, tmp_path) -> None:
