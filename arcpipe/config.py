@@ -139,28 +139,56 @@ def shipped_configs() -> list[str]:
 def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Load a shipped recipe by name, or a TOML file by path, then apply ``key=value`` overrides.
 
+    A recipe may start from another: ``base = "arc1"`` (a shipped name, or a path relative to
+    the recipe) takes that recipe's values, and the recipe's own tables change some of them.
+
     Raises:
         ArcpipeError: unknown recipe, unreadable TOML, unknown key or wrongly typed value.
     """
-    path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = CONFIG_DIR / f"{name_or_path}.toml"
-        if not path.exists():
-            raise ArcpipeError(
-                f"no config named {name_or_path!r}; shipped: {', '.join(shipped_configs())}"
-            )
-    try:
-        raw = tomllib.loads(path.read_text())
-    except OSError as err:
-        raise ArcpipeError(f"cannot read: {err.strerror or err}", file=path) from None
-    except tomllib.TOMLDecodeError as err:
-        raise ArcpipeError(f"not valid TOML: {err}", file=path) from None
+    path = _recipe_path(name_or_path)
+    raw = _read_recipe(path, ())
     for item in overrides:
         _apply_override(raw, item)
     try:
         return config_from_dict(raw)
     except ArcpipeError as err:
         raise err.located(file=path) from None
+
+
+def _recipe_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    path = Path(name_or_path)
+    if relative_to is not None and not path.is_absolute() and path.suffix:
+        path = relative_to / path
+    if not path.suffix and not path.exists():
+        path = CONFIG_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            raise ArcpipeError(
+                f"no config named {name_or_path!r}; shipped: {', '.join(shipped_configs())}"
+            )
+    return path
+
+
+def _read_recipe(path: Path, seen: tuple[Path, ...]) -> dict:
+    """A recipe's raw tables, its ``base`` recipe's values under them."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as err:
+        raise ArcpipeError(f"cannot read: {err.strerror or err}", file=path) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ArcpipeError(f"not valid TOML: {err}", file=path) from None
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    base_path = _recipe_path(base, path.parent)
+    if base_path.resolve() in seen:
+        raise ArcpipeError(f"base recipe {base!r} leads back to itself", file=path)
+    merged = _read_recipe(base_path, (*seen, path.resolve()))
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            merged.setdefault(key, {}).update(value)
+        else:
+            merged[key] = value
+    return merged
 
 
 # Settings a resumed run may change: how long it runs and what it logs, evaluates and keeps, not

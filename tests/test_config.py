@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,27 @@ def test_saved_config_round_trips(tmp_path: Path) -> None:
     cfg = load_config("arc2", ["train.lr=2e-4", 'description="x \\"quoted\\""'])
     save_config(cfg, tmp_path / "c.toml")
     assert load_config(tmp_path / "c.toml") == cfg
+
+
+@pytest.mark.parametrize("name", ["arc1", "arc2"])
+def test_boxed_recipes_are_the_paper_recipes_on_boxed_boards(name: str) -> None:
+    paper, boxed = load_config(name), load_config(f"{name}_boxed")
+    assert paper.model.board == "full" and boxed.model.board == "boxed"
+    assert dataclasses.replace(boxed.model, board="full") == paper.model
+    assert boxed.train == paper.train
+
+
+def test_a_recipe_may_start_from_another(tmp_path: Path) -> None:
+    (tmp_path / "mine.toml").write_text('base = "tiny"\n[train]\nlr = 0.5\n')
+    (tmp_path / "more.toml").write_text('base = "mine.toml"\n[model]\nhidden_size = 256\n')
+    tiny, more = load_config("tiny"), load_config(tmp_path / "more.toml")
+    assert more.train.lr == 0.5 and more.model.hidden_size == 256
+    assert dataclasses.replace(more.model, hidden_size=tiny.model.hidden_size) == tiny.model
+    (tmp_path / "loop.toml").write_text('base = "loop.toml"\n')
+    with pytest.raises(ArcpipeError, match="leads back to itself"):
+        load_config(tmp_path / "loop.toml")
+
+
+def test_boxed_boards_need_attention() -> None:
+    with pytest.raises(ArcpipeError, match=r"model\.board = boxed needs model\.token_mixer"):
+        load_config("sudoku_mlp", ["model.board=boxed"])

@@ -77,10 +77,8 @@ def competition(shared_data: Path, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def export(competition: Path, tmp_path_factory) -> Path:
+def tiny_export(competition: Path, work: Path, board: str = "full") -> Path:
     """A tiny model trained for two steps on the reduced tasks, exported."""
-    work = tmp_path_factory.mktemp("export")
     data = work / "data"
     build_arc_dataset(
         [competition / "arc-agi_training_challenges.json"],
@@ -89,9 +87,14 @@ def export(competition: Path, tmp_path_factory) -> Path:
         BuildOptions(num_aug=2, canvas=CANVAS),
         quiet=True,
     )
-    config = load_config("tiny", TINY_MODEL)
+    config = load_config("tiny", [*TINY_MODEL, f"model.board={board}"])
     train(RunOptions(data, config, work / "run", max_steps=2, device="cpu", quiet=True))
     return export_checkpoint(work / "run", work / "arcpipe-export")
+
+
+@pytest.fixture(scope="module")
+def export(competition: Path, tmp_path_factory) -> Path:
+    return tiny_export(competition, tmp_path_factory.mktemp("export"))
 
 
 def make_root(base: Path, competition: Path, export: Path) -> Path:
@@ -196,6 +199,19 @@ def test_notebook_end_to_end_then_a_train_failure_predicts_from_the_kept_checkpo
     assert statuses(namespace)["predict"] == "ok"
     assert check_submission(root) == predicted(root)
     assert (root / "working" / "submission.json").read_bytes() == clean_notebook["submission"]
+
+
+@pytest.mark.slow
+def test_notebook_post_trains_and_predicts_a_boxed_export_on_boxed_boards(
+    competition: Path, tmp_path: Path, monkeypatch
+) -> None:
+    export = tiny_export(competition, tmp_path / "export", board="boxed")
+    root = make_root(tmp_path, competition, export)
+    namespace = run_notebook(root, monkeypatch)
+    assert statuses(namespace) == ALL_OK
+    run = root / "temp" / "arcpipe" / "run"
+    assert load_config(run / "config.toml").model.board == "boxed"  # the export's layout
+    assert check_submission(root) == predicted(root)
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,29 +21,39 @@ from arcpipe.arc.submission import submission_from_votes, validate_submission
 from arcpipe.arc.vote import vote
 from arcpipe.cli import main
 from arcpipe.data.dataset import Dataset
+from arcpipe.data.layout import Layout
 from arcpipe.predict import ViewOutputs, target_test_inputs, to_candidates, view_rows
 
 
-def oracle_outputs(dataset: Dataset, rows: np.ndarray, solutions) -> ViewOutputs:
-    """What a perfect model would answer for each view: the truth, transformed into the view."""
+def oracle_outputs(
+    dataset: Dataset, rows: np.ndarray, solutions, layout: Layout | None = None
+) -> ViewOutputs:
+    """What a perfect model would answer for each view: the truth, transformed into the view
+    (on the canvas, or in the view's box)."""
     tokens = []
     for row in rows:
         view = dataset.view("test", int(row))
         truth = solutions[view.task_id][view.pair_index]
         tokens.append(grid_to_tokens(view.transform.view(truth), dataset.canvas))
+    tokens = np.stack(tokens)
+    if layout is not None and layout.boxed:
+        length = int(layout.row_cells("test", rows).max())
+        cells = layout.encode("test", rows, length)[3]  # test views: boxes at the origin
+        tokens = np.where(cells >= 0, np.take_along_axis(tokens, np.maximum(cells, 0), 1), 0)
     n = len(rows)
     return ViewOutputs(
-        np.stack(tokens),
-        np.zeros((n, dataset.seq_len), np.float32),
+        tokens.astype(np.uint8),
+        np.zeros(tokens.shape, np.float32),
         np.full(n, 0.5, np.float32),
         np.ones(n, bool),
         np.full(n, 16, np.int32),
     )
 
 
+@pytest.mark.parametrize("board", ["full", "boxed"])
 @pytest.mark.parametrize("preset", ["arc-agi-1", "arc-agi-2"])
 def test_oracle_predictions_score_one_through_the_whole_inverse_path(
-    shared_data: Path, tmp_path: Path, preset: str
+    shared_data: Path, tmp_path: Path, preset: str, board: str
 ) -> None:
     sources = resolve_preset(preset, shared_data)
     build_arc_dataset(
@@ -52,7 +63,9 @@ def test_oracle_predictions_score_one_through_the_whole_inverse_path(
     solutions = load_solutions(sources.eval)
     rows = view_rows(dataset, "test", views=3)
     assert len(rows) == 3 * sum(len(v) for v in solutions.values())
-    candidates = to_candidates(dataset, "test", rows, oracle_outputs(dataset, rows, solutions))
+    layout = Layout(dataset, board)
+    outputs = oracle_outputs(dataset, rows, solutions, layout)
+    candidates = to_candidates(dataset, "test", rows, outputs, layout)
     assert candidates.meta["malformed"] == 0
     submission = submission_from_votes(vote(candidates), target_test_inputs(dataset), k=2)
     score = score_submission(submission, solutions)
@@ -60,23 +73,31 @@ def test_oracle_predictions_score_one_through_the_whole_inverse_path(
     assert len(score.tasks) == len(solutions)
 
 
-@pytest.fixture(scope="module")
-def trained_run(sample_dataset: Path, tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("predict") / "run"
+def train_tiny(data: Path, run: Path, board: str = "full") -> Path:
     args = [
         "train",
         "--data",
-        str(sample_dataset),
+        str(data),
         "--out",
         str(run),
         "--max-steps",
         "3",
         "--quiet",
     ]
-    for s in TINY_MODEL:
+    for s in [*TINY_MODEL, f"model.board={board}"]:
         args += ["--set", s]
     assert CliRunner().invoke(main, args).exit_code == 0
     return run
+
+
+@pytest.fixture(scope="module")
+def trained_run(sample_dataset: Path, tmp_path_factory) -> Path:
+    return train_tiny(sample_dataset, tmp_path_factory.mktemp("predict") / "run")
+
+
+@pytest.fixture(scope="module")
+def boxed_run(sample_dataset: Path, tmp_path_factory) -> Path:
+    return train_tiny(sample_dataset, tmp_path_factory.mktemp("predict") / "boxed", "boxed")
 
 
 def predict_args(run: Path, data: Path, out: Path, *extra: str) -> list[str]:
@@ -184,9 +205,13 @@ def test_views_option_and_dataset_mismatch(trained_run, sample_dataset, tmp_path
 
 
 @pytest.mark.slow
-def test_two_gloo_ranks_predict_the_same_views(trained_run, sample_dataset, tmp_path) -> None:
+@pytest.mark.parametrize("board", ["full", "boxed"])
+def test_two_gloo_ranks_predict_the_same_views(
+    trained_run, boxed_run, sample_dataset, tmp_path, board
+) -> None:
     """Under torchrun the views are split across ranks and gathered: the same candidates and the
     same submission as one process (batches of the same shape on every rank)."""
+    trained_run = {"full": trained_run, "boxed": boxed_run}[board]
     single = tmp_path / "single.json"
     sized = ["--batch-size", "2"]
     result = CliRunner().invoke(main, predict_args(trained_run, sample_dataset, single, *sized))
@@ -203,3 +228,20 @@ def test_two_gloo_ranks_predict_the_same_views(trained_run, sample_dataset, tmp_
     for i, j in zip(order_a, order_b):
         assert np.array_equal(a.grid(i), b.grid(j)), a.view[i]
     assert orjson.loads(double.read_bytes()) == orjson.loads(single.read_bytes())
+
+
+def test_post_training_a_boxed_model_refuses_a_dataset_without_boxes(
+    boxed_run, sample_dataset, tmp_path
+) -> None:
+    """A dataset built before boxes existed (here: one with its boxes taken out)."""
+    old = tmp_path / "old"
+    shutil.copytree(sample_dataset, old)
+    (old / "boxes.npy").unlink()
+    manifest = orjson.loads((old / "manifest.json").read_bytes())
+    del manifest["files"]["boxes.npy"]
+    (old / "manifest.json").write_bytes(orjson.dumps(manifest))
+    post = tmp_path / "post"
+    args = ["train", "--data", str(old), "--out", str(post), "--init-from", str(boxed_run)]
+    result = CliRunner().invoke(main, [*args, "--max-steps", "1", "--quiet"])
+    assert result.exit_code == 2 and "needs a dataset with task boxes" in result.stderr
+    assert "Traceback" not in result.output and not post.exists()
