@@ -73,7 +73,7 @@ MUTATIONS = [
         "arcpipe/train/loop.py",
         '            "log_window": self.log_window,\n',
         '            "log_window": [],\n',
-        ("tests/test_reliability.py", "-k", "training_killed"),
+        ("tests/train/test_train.py", "-k", "sigkill"),
     ),
     Mutation(
         "link-replaced-in-two-steps",
@@ -222,13 +222,13 @@ def check(mutation: Mutation, revision: str | None) -> str:
         tree = copy_tree(REPO, revision, Path(scratch))
         path = tree / mutation.file
         text = path.read_text()
-        if text.count(mutation.old) != 1:
+        if mutation.old not in text:
             return "n/a"
         if (revision, tests) not in _UNMUTATED:
             _UNMUTATED[(revision, tests)] = run_tests(tree, tests)[0]
         if not _UNMUTATED[(revision, tests)]:
             return "unmutated tests fail"
-        path.write_text(text.replace(mutation.old, mutation.new))
+        path.write_text(text.replace(mutation.old, mutation.new))  # every occurrence
         passed, seconds = run_tests(tree, tests)
         return f"missed ({seconds:.0f} s)" if passed else f"caught ({seconds:.0f} s)"
 

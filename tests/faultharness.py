@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -82,12 +83,13 @@ class KillPoint:
 def kill_points(
     events: list[str], count: int, seed: int, must: tuple[str, ...] = ()
 ) -> list[KillPoint]:
-    """``count`` distinct kill points drawn with ``seed``, the first event matching each of
-    ``must`` always among them; a write of an in-place file (not a temporary) is torn."""
+    """``count`` distinct kill points drawn with ``seed``: one event matching each regular
+    expression of ``must``, the rest from all events; a write of an in-place file (not a
+    temporary) is torn."""
     rng = random.Random(seed)
     chosen: list[int] = []
     for text in must:
-        matching = [i for i, e in enumerate(events) if text in e and i not in chosen]
+        matching = [i for i, e in enumerate(events) if re.search(text, e) and i not in chosen]
         assert matching, f"no event matches {text!r}"
         chosen.append(rng.choice(matching))
     others = [i for i in range(len(events)) if i not in chosen]

@@ -183,7 +183,9 @@ def test_prediction_killed_between_submission_replacements_leaves_a_valid_submis
     args = predict_args(trained_run, sample_dataset, traced)
     events = trace_events(args, traced.parent, tmp_path / "trace")
     reference = traced.read_bytes()
-    points = kill_points(events, 6, seed, must=("submission.json <-", "candidates.npz <-"))
+    must = ("submission.json <-", "candidates.npz <-", r"arcpipe.predict.batch 0$")
+    points = kill_points(events, 6, seed, must=must)
+    fallback = orjson.dumps(fallback_submission(inputs, 2))
     for point in points:
         where = f"{point} (seed {seed})"
         out = tmp_path / f"killed-{point.at}" / "submission.json"
@@ -192,6 +194,7 @@ def test_prediction_killed_between_submission_replacements_leaves_a_valid_submis
         died = run_arcpipe(predict_args(trained_run, sample_dataset, out), point.plan(out.parent))
         assert killed(died), (where, died.stderr[-2000:])
         assert_submission_valid(out, expected)
+        assert out.read_bytes() != fallback, where  # a valid submission is never set back
         replaced = any("submission.json <-" in e for e in events[: point.at - 1])
         if not replaced:
             assert out.read_bytes() == previous, where  # the earlier submission, untouched
