@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The prepared GPU check (issue 3), a few minutes on one GPU: the GPU tests (tests/test_gpu.py),
-# then the training step of the paper's ARC config in bfloat16, compiled and eager, with model
-# FLOP utilisation against the H200's dense bf16 peak (989 TFLOP/s; pass another as $1).
+# The prepared GPU check (issues 3, 12, 15), a few minutes on one GPU: the GPU tests
+# (tests/test_gpu.py), then the training step of the paper's ARC config in bfloat16, compiled and
+# eager, with model FLOP utilisation against the H200's dense bf16 peak (989 TFLOP/s; pass
+# another as $1), then boxed boards against the full canvas.
 #
 # It needs torch with CUDA, numpy, numba, click, rich and orjson importable; the repository is
 # used in place (no install). On the workplace's device machine orjson is missing: fetch its
@@ -25,3 +26,12 @@ for mode in --compile ""; do
     timeout 200 python3 scripts/bench_train.py --device cuda --hidden 512 --batches 96 192 \
         --steps 5 --peak-tflops "$peak" $mode --json "$out/$name.json" 2>&1 | tee "$out/$name.log"
 done
+# Boxed boards against the full canvas (issue 12), bfloat16, on the real preset datasets: needs
+# the ARC data, e.g. a copy of the shared data in the ignored arc-data/ (carried with the tree).
+data=${ARCPIPE_SHARED_DATA:-arc-data}
+if [ -d "$data/arc-agi-1" ]; then
+    timeout 300 python3 scripts/bench_boxed.py --device cuda --data-root "$data" --train \
+        --hidden 512 --batches 96 --steps 3 2>&1 | tee "$out/bench_boxed.log"
+else
+    echo "no ARC data at $data: boxed-board step times skipped" | tee "$out/bench_boxed.log"
+fi

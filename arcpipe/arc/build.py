@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from arcpipe import __version__
-from arcpipe.arc.augment import transposes
 from arcpipe.arc.encode import COLOUR_OFFSET, DEFAULT_CANVAS, EOS, PAD, VOCAB_SIZE
 from arcpipe.arc.tasks import Task, load_source, merge_sources, source_digest
 from arcpipe.arc.variants import draw_variants, task_seed
 from arcpipe.data.dataset import Dataset, TaskInfo, task_table, write_dataset
-from arcpipe.data.layout import task_box
+from arcpipe.data.layout import task_box, view_boxes
 from arcpipe.data.reference_layout import write_reference_layout
 from arcpipe.errors import ArcpipeError
 from arcpipe.fsutil import atomic_directory
@@ -183,11 +182,10 @@ def translation_offsets(
     Returns:
         uint8 [V, P, 2] (row, column) offsets.
     """
-    heights = np.maximum(grids[pairs[pair_ids, 0], 1], _output_dim(grids, pairs[pair_ids, 1], 1))
-    widths = np.maximum(grids[pairs[pair_ids, 0], 2], _output_dim(grids, pairs[pair_ids, 1], 2))
-    swap = np.array([transposes(int(d)) for d in dihedrals])[:, None]
-    rows = np.where(swap, widths[None], heights[None])  # [V, P] extent after the transform
-    cols = np.where(swap, heights[None], widths[None])
+    extents = np.maximum(grids[pairs[pair_ids, 0], 1:3], _output_dims(grids, pairs[pair_ids, 1]))
+    n_var, n_pair = len(dihedrals), len(pair_ids)
+    seen = view_boxes(np.tile(extents, (n_var, 1)), np.repeat(dihedrals, n_pair))
+    rows, cols = seen.reshape(n_var, n_pair, 2).transpose(2, 0, 1)  # [V, P] after the transform
     offsets = np.stack(
         [rng.integers(0, canvas - rows + 1), rng.integers(0, canvas - cols + 1)], axis=-1
     )
@@ -196,8 +194,9 @@ def translation_offsets(
     return offsets.astype(np.uint8)
 
 
-def _output_dim(grids: np.ndarray, outputs: np.ndarray, axis: int) -> np.ndarray:
-    return np.where(outputs >= 0, grids[np.maximum(outputs, 0), axis], 0)
+def _output_dims(grids: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """(height, width) of each output grid, (0, 0) where the output is unknown, [P, 2]."""
+    return np.where(outputs[:, None] >= 0, grids[np.maximum(outputs, 0), 1:3], 0)
 
 
 def _box(grids: np.ndarray, pairs: np.ndarray, splits: dict[str, list[int]], canvas: int):
