@@ -6,6 +6,9 @@ with and without the bucket padding, the bucket lengths and the filler share; th
 evaluation sets' test outputs inside their boxes, by the plain rule (demonstrations and test
 inputs only) and by arcpipe's (with the predicted test-output sizes); tokens per test view.
 
+Times on a CPU are CPU seconds of the process (all its threads), which other tenants of a shared
+machine do not inflate as they do wall time; on a GPU, wall seconds.
+
 Part 2 (``--train``): seconds per training step (the real ``Trainer.train_step``: forward,
 backward, optimizers, EMA), full and boxed in the same run. A boxed step runs one bucket, drawn
 in proportion to its examples per epoch, so its expected time is ``sum_b p_b t_b`` with ``t_b``
@@ -34,6 +37,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
 
 from arcpipe.arc.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.arc.presets import resolve_preset  # noqa: E402
@@ -103,6 +107,46 @@ def part_tokens(datasets: dict[str, Dataset], data_root: Path, buckets: int) -> 
         )
 
 
+def model_flops(buckets: list[tuple[int, float]], per_view: bool) -> float:
+    """Matrix-product FLOPs per example of the paper's ARC model over boards of the given
+    (length, share) buckets: one training step, or one predicted view (N_sup steps forward)."""
+    from bench_train import step_flops
+
+    model = ModelConfig()
+    call = sum(p * step_flops(model, 1, n, 12) / 25 for n, p in buckets)  # one application
+    return N_SUP * model.cycles * (model.latent_steps + 1) * call if per_view else 25 * call
+
+
+def part_kaggle(challenges: Path, buckets: int) -> None:
+    """The Kaggle flow's two heavy phases on the placeholder test tasks, full vs boxed FLOPs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        build_arc_dataset([], challenges, Path(tmp) / "d", BuildOptions(num_aug=1000), quiet=True)
+        dataset = Dataset.open(Path(tmp) / "d")
+        every = TrainSampler(dataset, "train", 384, 0)
+        cells = Layout(dataset, "boxed").task_cells()[every.tasks]
+        weights = every.group_weights()
+        lengths = plan_buckets(cells, weights, buckets)
+        train_share = [
+            (int(n), float(weights[np.searchsorted(lengths, cells) == b].sum() / weights.sum()))
+            for b, n in enumerate(lengths)
+        ]
+        layout = Layout(dataset, "boxed")
+        views = [(len(c), b.length) for c, b in layout.batches("test", view_rows(dataset, "test"),
+                                                              10**9, buckets)]  # fmt: skip
+        total = sum(n for n, _ in views)
+        view_share = [(length, n / total) for n, length in views]
+    full = [(dataset.seq_len, 1.0)]
+    print("\n## The Kaggle flow on the placeholder test tasks (analytic FLOPs, paper model)\n")
+    print("| phase | full | boxed | ratio |\n|---|---|---|---|")
+    for phase, share, per_view in (
+        ("post-training, GFLOP per example per step", train_share, False),
+        ("prediction, TFLOP per view (N_sup 16)", view_share, True),
+    ):
+        unit = 1e12 if per_view else 1e9
+        a, b = model_flops(full, per_view) / unit, model_flops(share, per_view) / unit
+        print(f"| {phase} | {a:.2f} | {b:.2f} | {a / b:.2f}x |")
+
+
 # ----------------------------------------------------------------------------- part 2
 
 
@@ -116,26 +160,33 @@ def trainer(dataset: Dataset, hidden: int, batch: int, board: str, device: str) 
 
 
 def step_seconds(t: Trainer, steps: int, bucket: int | None = None, warm_up: int = 1) -> float:
-    """Median seconds of ``steps`` training steps after ``warm_up`` more, of one bucket if
-    given. (A run's first steps also fault in the pages of its puzzle table and optimizer
-    state; those are left out.)"""
+    """Median CPU seconds (all threads of this process; wall seconds on a GPU) of ``steps``
+    training steps after ``warm_up`` more, of one bucket if given. (A run's first steps also
+    fault in the pages of its puzzle table and optimizer state; those are left out.)"""
     if bucket is not None:
         sampler = t.sampler.samplers[bucket]
         t.sampler.next_rows = lambda: (bucket, sampler.next_rows())
     times = []
     for i in range(warm_up + steps):
-        start = time.perf_counter()
+        start = clock(t.device)
         t.train_step()
-        if t.device.type == "cuda":
-            torch.cuda.synchronize(t.device)
         if i >= warm_up:
-            times.append(time.perf_counter() - start)
+            times.append(clock(t.device) - start)
     return float(np.median(times)) if times else 0.0
+
+
+def clock(device: torch.device) -> float:
+    """CPU time of this process on a CPU (robust to other tenants of a shared machine, which
+    wall time is not), wall time after synchronising on a GPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        return time.perf_counter()
+    return time.process_time()
 
 
 def part_train(datasets, hiddens, batches, steps, device) -> None:
     print("\n## Training step (paper recipe's model, EMA on)\n")
-    print("| preset | hidden | batch | full s/step | boxed s/step | speed-up | per bucket |")
+    print("| preset | hidden | batch | full s/step | boxed s/step | speed-up | bucket: s x share |")
     print("|---|---|---|---|---|---|---|")
     for preset, dataset in datasets.items():
         for hidden in hiddens:
@@ -150,8 +201,7 @@ def part_train(datasets, hiddens, batches, steps, device) -> None:
                 per = [step_seconds(boxed, steps, b) for b in range(len(sampler.buckets))]
                 expected = float((share * np.array(per)).sum())
                 detail = ", ".join(
-                    f"{b.length}: {t:.2f} s x {p:.0%}"
-                    for b, t, p in zip(sampler.buckets, per, share)
+                    f"{b.length}: {t:.2f} x {p:.0%}" for b, t, p in zip(sampler.buckets, per, share)
                 )
                 print(
                     f"| {preset} | {hidden} | {batch} | {full:.2f} | {expected:.2f} | "
@@ -165,17 +215,15 @@ def part_train(datasets, hiddens, batches, steps, device) -> None:
 
 @torch.no_grad()
 def forward_seconds(model: TRM, dataset, layout, rows, bucket, device, repeats: int) -> float:
-    """Median seconds of one supervision step without gradients on one batch."""
+    """Median CPU seconds (wall on a GPU) of one supervision step without gradients."""
     batch = encode_batch(dataset, "test", rows, layout, bucket).to(device)
     state = model.initial_state(len(rows), device, batch.inputs.shape[1])
     times = []
     for _ in range(repeats + 1):
-        start = time.perf_counter()
+        start = clock(device)
         with autocast(device, model.compute_dtype):
             model(state, batch.inputs, batch.puzzle_ids, batch.positions, batch.mask)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
+        times.append(clock(device) - start)
     return float(np.median(times[1:]))
 
 
@@ -246,6 +294,8 @@ def main() -> None:
             )
             datasets[preset] = Dataset.open(out)
         part_tokens(datasets, args.data_root, args.buckets)
+        part_kaggle(args.data_root / "kaggle" / "arc-prize-2025" / "arc-agi_test_challenges.json",
+                    args.buckets)  # fmt: skip
         if args.train:
             part_train(datasets, args.hidden, args.batches, args.steps, args.device)
         if args.predict:

@@ -9,8 +9,8 @@ and their test outputs held out. For each training seed the tiny recipe trains
 3. on boxed boards for the same training seconds as 1 (``--max-time``),
 
 and each run predicts every view of every held-out test input and is scored: the training exact
-accuracy (count-weighted over the last ``--window`` steps' records) and pass@2 per task (ARC
-Prize's average). Prints a markdown table and the means over seeds.
+accuracy and the cell accuracy (count-weighted over the last ``--window`` steps' records) and
+pass@2 per task (ARC Prize's average). Prints a markdown table and the means over seeds.
 
     python scripts/bench_boxed_learning.py --data-root ../shared/data [--seeds 0 1 2] \
         [--steps 300] [--batch 16] [--num-aug 8]
@@ -55,12 +55,13 @@ def small_tasks(source: Path, into: Path) -> int:
     return kept
 
 
-def train_exact(run: Path, records: int) -> float:
-    """Exact accuracy of the halted samples over the last ``records`` metrics records."""
+def train_metric(run: Path, records: int, name: str) -> float:
+    """``name`` (exact or cell accuracy) of the halted samples over the last ``records`` metrics
+    records, weighted by their counts."""
     lines = (run / "metrics.jsonl").read_bytes().splitlines()
-    last = [r for r in map(orjson.loads, lines) if "exact_accuracy" in r][-records:]
+    last = [r for r in map(orjson.loads, lines) if name in r and "eval" not in r][-records:]
     counts = np.array([r["count"] for r in last])
-    return float((np.array([r["exact_accuracy"] for r in last]) * counts).sum() / counts.sum())
+    return float((np.array([r[name] for r in last]) * counts).sum() / max(1.0, counts.sum()))
 
 
 def run_one(data, tasks, work, seed, board, args, max_time=None) -> dict:
@@ -87,7 +88,8 @@ def run_one(data, tasks, work, seed, board, args, max_time=None) -> dict:
         "budget": "same time" if max_time else "same steps",
         "steps": result.step,
         "seconds": seconds,
-        "train_exact": train_exact(run, args.window // args.log_interval),
+        "train_exact": train_metric(run, args.window // args.log_interval, "exact_accuracy"),
+        "train_cells": train_metric(run, args.window // args.log_interval, "accuracy"),
         "pass@2": score.task_score,
     }
 
@@ -112,8 +114,8 @@ def main() -> None:
         data = work / "data"
         build_arc_dataset([], tasks, data, BuildOptions(num_aug=args.num_aug), quiet=True)
         print(f"{kept} ARC-AGI-1 evaluation tasks with every grid at most {MAX_SIDE}x{MAX_SIDE}")
-        print("| seed | board | budget | steps | train s | train exact | pass@2 |")
-        print("|---|---|---|---|---|---|---|")
+        print("| seed | board | budget | steps | train s | train exact | train cells | pass@2 |")
+        print("|---|---|---|---|---|---|---|---|")
         for seed in args.seeds:
             full = run_one(data, tasks, work, seed, "full", args)
             runs = [full, run_one(data, tasks, work, seed, "boxed", args)]
@@ -122,7 +124,8 @@ def main() -> None:
                 rows.append(r)
                 print(
                     f"| {r['seed']} | {r['board']} | {r['budget']} | {r['steps']} | "
-                    f"{r['seconds']:.0f} | {r['train_exact']:.3f} | {r['pass@2']:.3f} |",
+                    f"{r['seconds']:.0f} | {r['train_exact']:.3f} | {r['train_cells']:.3f} | "
+                    f"{r['pass@2']:.3f} |",
                     flush=True,
                 )
     print("\nmeans over seeds:")
@@ -131,6 +134,7 @@ def main() -> None:
         print(
             f"- {board}, {budget}: steps {np.mean([r['steps'] for r in chosen]):.0f}, "
             f"train exact {np.mean([r['train_exact'] for r in chosen]):.3f}, "
+            f"train cells {np.mean([r['train_cells'] for r in chosen]):.3f}, "
             f"pass@2 {np.mean([r['pass@2'] for r in chosen]):.3f}"
         )
     if args.json:

@@ -24,6 +24,7 @@ import orjson
 import torch
 
 from arcpipe.arc.submission import load_submission, validate_submission
+from arcpipe.config import load_config
 from arcpipe.data.dataset import Dataset
 from arcpipe.faults import ENV
 from arcpipe.train.checkpoint import load_checkpoint
@@ -124,8 +125,8 @@ def temporaries(folder: Path) -> list[Path]:
 
 
 def assert_run_readable(run: Path) -> None:
-    """Every checkpoint and link of a run directory loads; metrics.jsonl parses but for a torn
-    last line."""
+    """Every checkpoint, link and the config of a run directory load; metrics.jsonl parses but
+    for a torn last line."""
     for name in ("last", "best"):
         link = run / name
         if link.is_symlink():
@@ -133,6 +134,8 @@ def assert_run_readable(run: Path) -> None:
     for folder in sorted((run / "checkpoints").glob("step-*")):
         ckpt = load_checkpoint(folder)  # verifies every file's sha256
         assert ckpt.state["step"] == int(folder.name.split("-")[1])
+    if (run / "config.toml").exists():
+        load_config(run / "config.toml")
     metrics = run / "metrics.jsonl"
     if metrics.exists():
         for line in metrics.read_bytes().splitlines()[:-1]:
