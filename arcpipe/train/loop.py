@@ -539,3 +539,9 @@ def _announce(trainer: Trainer, resumed: bool) -> None:
         f"step {trainer.step} of {trainer.total_steps:,}, global batch "
         f"{trainer.config.train.global_batch_size}"
     )
+    if trainer.layout.boxed:
+        lengths = [b.length for b in trainer.sampler.buckets]
+        console.print(
+            f"boxed boards: {len(lengths)} buckets of {lengths} cells, "
+            f"{trainer.sampler.overhead:.1%} of them fillers"
+        )
