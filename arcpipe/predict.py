@@ -2,19 +2,27 @@
 
 Each view (an example row of the test or validation split) runs ``N_sup`` supervision steps from a
 fresh y and z, as the reference evaluates; with ``halt_early`` a row stops at the first step whose
-``q_halt > 0`` (a speed option). The final answer is cropped at EOS, checked (non-empty), and
-inverted (dihedral, then colours) into its task's frame. Under torchrun the rows are split across
-ranks and the candidates gathered.
+``q_halt > 0`` (a speed option). The final answer is cropped at EOS, checked (non-empty: an empty
+crop is dropped, where the reference counts it as a vote), and inverted (dihedral, then colours)
+into its task's frame. With ``cross_view_k`` > 0 each test input's top K grids by count are then
+scored under every one of its views (:mod:`arcpipe.arc.crossview`), so that the candidates file
+can be voted by every rule without the model. Under torchrun the rows are split across ranks and
+the candidates gathered.
 
 A complete fallback submission is written before inference starts and replaced atomically with
 the current vote as views complete; ``max_time`` stops inference and keeps the best submission
-from the views done. Views are visited variant by variant across all tasks (every test input's
-original first), so a stopped run has spread its views evenly.
+from the views done. The order of the views (:func:`plan_batches`) is chosen for a stopped run:
+without cross-view scoring they go variant by variant across all tasks (every test input's
+original first), so the views done are spread evenly; with it, the first few variants of every
+test input go first in that way, then the rest test input by test input, which bounds the
+log-probability tables held in memory to those of the open test inputs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +30,10 @@ import numpy as np
 import torch
 
 from arcpipe.arc.candidates import Candidates
+from arcpipe.arc.crossview import CrossViewScorer
 from arcpipe.arc.encode import tokens_to_grid
 from arcpipe.arc.submission import fallback_submission, submission_from_votes, write_submission
-from arcpipe.arc.vote import vote
+from arcpipe.arc.vote import CROSS_VIEW_RULES, vote
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.sampler import encode_batch
 from arcpipe.errors import ArcpipeError
@@ -46,9 +55,10 @@ class ViewOutputs:
 
     tokens: np.ndarray  # uint8 (B, S) predicted board
     logprob: np.ndarray  # float32 (B, S) log-probability of each predicted token
-    q_halt: np.ndarray  # float32 (B,) sigmoid of the halting logit at the final step
+    q_halt: np.ndarray  # float64 (B,) sigmoid of the halting logit at the final step
     exact: np.ndarray  # bool (B,) every supervised cell right (False when unsupervised)
     steps: np.ndarray  # int32 (B,) supervision steps run
+    tables: np.ndarray | None = None  # float32 (B, S, V) every token's log-probability, if kept
 
 
 @torch.no_grad()
@@ -60,8 +70,12 @@ def run_views(
     device: torch.device,
     halt_early: bool = False,
     loss_kind: str = "stablemax",
+    keep_tables: bool = False,
 ) -> ViewOutputs:
-    """Run one batch of views for N_sup steps (or until they halt)."""
+    """Run one batch of views for N_sup steps (or until they halt).
+
+    ``keep_tables`` also returns every token's final log-probability (for cross-view scoring).
+    """
     batch = encode_batch(dataset, split, rows).to(device)
     size = len(rows)
     state = model.initial_state(size, device)
@@ -100,9 +114,10 @@ def run_views(
     return ViewOutputs(
         tokens.to(torch.uint8).cpu().numpy(),
         best.float().cpu().numpy(),
-        torch.sigmoid(final_q).cpu().numpy(),
+        torch.sigmoid(final_q.double()).cpu().numpy(),  # float64, as the reference's evaluator
         exact.cpu().numpy(),
         steps.cpu().numpy(),
+        logp.float().cpu().numpy() if keep_tables else None,
     )
 
 
@@ -110,10 +125,8 @@ def to_candidates(
     dataset: Dataset, split: str, rows: np.ndarray, outputs: ViewOutputs
 ) -> Candidates:
     """Crop, check and invert each view's answer; malformed (empty) answers are dropped."""
-    task_ids = target_task_ids(dataset, split)
+    task_ids, num_tests = target_tasks(dataset, split)
     index = {t: i for i, t in enumerate(task_ids)}
-    tests_of = {t.id: t.num_test for t in dataset.tasks}
-    num_tests = [tests_of[t] for t in task_ids]
     records, grids, malformed = [], [], 0
     canvas = dataset.canvas
     for k, row in enumerate(rows):
@@ -129,11 +142,75 @@ def to_candidates(
     columns = list(zip(*records)) if records else [[]] * 5
     return Candidates.from_grids(
         task_ids,
-        np.array(num_tests),
+        num_tests,
         *columns,
         grids,
         meta={"dataset": dataset.fingerprint, "split": split, "malformed": malformed},
     )
+
+
+def target_tasks(dataset: Dataset, split: str) -> tuple[list[str], np.ndarray]:
+    """The ids of the tasks with examples in ``split`` and their numbers of test inputs."""
+    task_ids = target_task_ids(dataset, split)
+    tests_of = {t.id: t.num_test for t in dataset.tasks}
+    return task_ids, np.array([tests_of[t] for t in task_ids], dtype=np.int32)
+
+
+def view_frames(dataset: Dataset, split: str, rows: np.ndarray) -> list[dict]:
+    """Per row: its test input (pair id), augmentation and board, for cross-view scoring."""
+    records = np.asarray(dataset.examples(split)[np.asarray(rows)])
+    return [
+        {
+            "row": int(row),
+            "pair": int(record[1]),
+            "transform": dataset.view(split, int(row)).transform,
+            "frame": {"canvas": dataset.canvas, "offset": (int(record[2]), int(record[3]))},
+        }
+        for row, record in zip(rows, records)
+    ]
+
+
+def make_scorer(
+    dataset: Dataset, split: str, batches: list[np.ndarray], k: int
+) -> CrossViewScorer | None:
+    """A cross-view scorer expecting the views of ``batches`` (None when ``k`` is 0)."""
+    if k <= 0:
+        return None
+    rows = np.concatenate([np.asarray(b, dtype=np.int64) for b in batches] or [np.zeros(0, int)])
+    expected = Counter(np.asarray(dataset.examples(split)[rows, 1]).tolist())
+    return CrossViewScorer(k, expected, *target_tasks(dataset, split))
+
+
+def predict_batch(
+    model: TRM,
+    dataset: Dataset,
+    split: str,
+    rows: np.ndarray,
+    device: torch.device,
+    halt_early: bool,
+    loss_kind: str,
+    scorer: CrossViewScorer | None,
+) -> tuple[Candidates, ViewOutputs]:
+    """One batch of views -> candidates, with the scores of the test inputs it completes."""
+    out = run_views(
+        model, dataset, split, rows, device, halt_early, loss_kind, keep_tables=scorer is not None
+    )
+    part = to_candidates(dataset, split, rows, out)
+    if scorer is not None:
+        scores = scorer.add(view_frames(dataset, split, rows), out.tables, part)
+        part = _with_scores(part, scores)
+    return part, out
+
+
+def scores_part(dataset: Dataset, split: str, scores: tuple) -> Candidates:
+    """No candidates, only cross-view scores (those of test inputs left open at the end)."""
+    task_ids, num_tests = target_tasks(dataset, split)
+    return Candidates.from_grids(task_ids, num_tests, [], [], [], [], [], [], scores=scores)
+
+
+def _with_scores(part: Candidates, scores: tuple) -> Candidates:
+    view, over, logprob = scores
+    return dataclasses.replace(part, scored_view=view, scored_over=over, scored_logprob=logprob)
 
 
 def target_task_ids(dataset: Dataset, split: str) -> list[str]:
@@ -147,13 +224,17 @@ def view_rows(dataset: Dataset, split: str, views: int = 0) -> np.ndarray:
 
     Variants are in build order (the original first), so the choice is deterministic.
     """
-    records = np.asarray(dataset.examples(split))
+    count = len(dataset.examples(split))
     if views <= 0:
-        return np.arange(len(records))
-    variants = np.asarray(dataset.arrays["variants"])
+        return np.arange(count)
+    return np.flatnonzero(variant_rank(dataset, split, np.arange(count)) < views)
+
+
+def variant_rank(dataset: Dataset, split: str, rows: np.ndarray) -> np.ndarray:
+    """int64 [N] each row's variant index within its task (0: the original)."""
+    variant = np.asarray(dataset.examples(split)[rows, 0])
     first_variant = np.array([t.first_variant for t in dataset.tasks])
-    rank = records[:, 0] - first_variant[variants[records[:, 0], 0]]
-    return np.flatnonzero(rank < views)
+    return variant - first_variant[np.asarray(dataset.arrays["variants"])[variant, 0]]
 
 
 def predict_candidates(
@@ -167,23 +248,32 @@ def predict_candidates(
     world_size: int = 1,
     halt_early: bool = False,
     loss_kind: str = "stablemax",
+    cross_view_k: int = 0,
 ) -> tuple[Candidates, dict[str, float]]:
     """Predict ``rows`` of ``split`` (this rank's share), gather, and return all candidates.
 
     Returns:
-        the candidates (on every rank) and view-level metrics: exact accuracy per view (over the
-        views with labels) and the mean number of steps run.
+        the candidates (on every rank; with cross-view scores of the top ``cross_view_k`` grids
+        per test input) and view-level metrics: exact accuracy per view (over the views with
+        labels) and the mean number of steps run.
     """
-    mine = np.array_split(rows, world_size)[rank]
+    mine = plan_batches(dataset, split, rows, batch_size, world_size, cross_view_k > 0)[rank]
+    scorer = make_scorer(dataset, split, mine, cross_view_k)
     parts, exact, labelled, steps = [], 0, 0, 0
-    for lo in range(0, len(mine), batch_size):
-        chunk = mine[lo : lo + batch_size]
-        out = run_views(model, dataset, split, chunk, device, halt_early, loss_kind)
-        parts.append(to_candidates(dataset, split, chunk, out))
+    for chunk in mine:
+        if not len(chunk):
+            continue
+        part, out = predict_batch(
+            model, dataset, split, chunk, device, halt_early, loss_kind, scorer
+        )
+        parts.append(part)
         exact += int(out.exact.sum())
         labelled += int(_labelled(dataset, split, chunk).sum())
         steps += int(out.steps.sum())
-    gathered = gather_objects((parts, exact, labelled, steps, len(mine)))
+    if scorer is not None:
+        parts.append(scores_part(dataset, split, scorer.finish()))
+    views = sum(len(chunk) for chunk in mine)
+    gathered = gather_objects((parts, exact, labelled, steps, views))
     all_parts = [p for g in gathered for p in g[0]]
     if not all_parts:
         all_parts = [to_candidates(dataset, split, rows[:0], _empty_outputs())]
@@ -192,7 +282,9 @@ def predict_candidates(
         "exact_accuracy": float(totals[0] / max(1, totals[1])),
         "mean_steps": float(totals[2] / max(1, totals[3])),
     }
-    return Candidates.concat(all_parts), metrics
+    candidates = Candidates.concat(all_parts)
+    candidates.meta["cross_view_k"] = cross_view_k
+    return candidates, metrics
 
 
 def _labelled(dataset: Dataset, split: str, rows: np.ndarray) -> np.ndarray:
@@ -206,6 +298,8 @@ def _empty_outputs() -> ViewOutputs:
 
 
 # ----------------------------------------------------------------------------- the command
+
+CROSS_VIEW_K = 8  # default --cross-view-k
 
 
 @dataclass
@@ -223,6 +317,7 @@ class PredictOptions:
     batch_size: int = 0  # 0: 64 on GPU, 8 on CPU
     candidates: Path | None = None  # default: next to the submission
     vote_rule: str = "count"
+    cross_view_k: int = CROSS_VIEW_K  # grids per test input scored under every view; 0: none
     device: str = "auto"
     sync_seconds: float = 60.0  # how often the submission is refreshed during inference
     quiet: bool = False
@@ -264,13 +359,52 @@ def target_test_inputs(dataset: Dataset) -> dict[str, list[np.ndarray]]:
     }
 
 
-def interleaved(dataset: Dataset, rows: np.ndarray) -> np.ndarray:
+def interleaved(dataset: Dataset, split: str, rows: np.ndarray) -> np.ndarray:
     """``rows`` ordered by each view's variant rank within its task, originals first."""
-    records = np.asarray(dataset.examples("test"))
-    variants = np.asarray(dataset.arrays["variants"])
-    first_variant = np.array([t.first_variant for t in dataset.tasks])
-    rank = records[rows, 0] - first_variant[variants[records[rows, 0], 0]]
-    return rows[np.argsort(rank, kind="stable")]
+    return rows[np.argsort(variant_rank(dataset, split, rows), kind="stable")]
+
+
+PREFIX_VIEWS = 8  # with cross-view scoring: variants of every test input visited first
+
+
+def plan_batches(
+    dataset: Dataset,
+    split: str,
+    rows: np.ndarray,
+    batch: int,
+    world_size: int = 1,
+    by_test_input: bool = False,
+) -> list[list[np.ndarray]]:
+    """Each rank's batches of example rows, in visiting order: ``plan[rank][j]``.
+
+    Without ``by_test_input`` the rows go variant by variant across all tasks, originals first,
+    each round of ``batch x world_size`` rows split evenly across the ranks. With it (cross-view
+    scoring), each test input belongs to one rank (balanced by views); a rank visits the first
+    :data:`PREFIX_VIEWS` variants of all its test inputs in that interleaved way, then the rest
+    test input by test input, so that a stopped run still has a few views of every test input
+    while only one test input beyond those prefixes is open at a time.
+    """
+    ordered = interleaved(dataset, split, np.asarray(rows))
+    if not by_test_input:
+        rounds = np.array_split(ordered, max(1, -(-len(ordered) // (batch * world_size))))
+        return [[np.array_split(c, world_size)[r] for c in rounds] for r in range(world_size)]
+    pairs = np.asarray(dataset.examples(split)[ordered, 1])
+    ranks = variant_rank(dataset, split, ordered)
+    inputs, first, sizes = np.unique(pairs, return_index=True, return_counts=True)
+    owner, load = {}, np.zeros(world_size, dtype=np.int64)
+    for i in np.argsort(first, kind="stable"):  # test inputs in visiting order
+        owner[int(inputs[i])] = r = int(np.argmin(load))
+        load[r] += sizes[i]
+    position = {int(p): k for k, p in enumerate(inputs[np.argsort(first, kind="stable")])}
+    plan = []
+    for r in range(world_size):
+        mine = np.flatnonzero([owner[int(p)] == r for p in pairs])
+        prefix = mine[ranks[mine] < PREFIX_VIEWS]
+        rest = mine[ranks[mine] >= PREFIX_VIEWS]
+        rest = rest[np.argsort([position[int(p)] for p in pairs[rest]], kind="stable")]
+        own = ordered[np.concatenate([prefix, rest])]
+        plan.append([own[j : j + batch] for j in range(0, len(own), batch)])
+    return plan
 
 
 def predict(options: PredictOptions) -> PredictResult:
@@ -285,8 +419,7 @@ def predict(options: PredictOptions) -> PredictResult:
 def _predict(options: PredictOptions, topo) -> PredictResult:
     start = time.monotonic()
     dataset = Dataset.open(options.data)
-    if options.attempts < 1:
-        raise ArcpipeError("--attempts must be >= 1")
+    _check_options(options)
     test_inputs = target_test_inputs(dataset)
     expected = {t: len(g) for t, g in test_inputs.items()}
     candidates_path = options.candidates or options.out.with_suffix(".candidates.npz")
@@ -301,8 +434,11 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     model = inference_model(ckpt, dataset, topo.device)
     loss_kind = ckpt.config.train.loss
     batch = options.batch_size or (64 if topo.device.type == "cuda" else 8)
-    rows = interleaved(dataset, view_rows(dataset, "test", options.views))
-    rounds = np.array_split(rows, max(1, -(-len(rows) // (batch * topo.world_size))))
+    rows = view_rows(dataset, "test", options.views)
+    k = options.cross_view_k
+    plan = plan_batches(dataset, "test", rows, batch, topo.world_size, by_test_input=k > 0)
+    own = plan[topo.rank]
+    scorer = make_scorer(dataset, "test", own, k)
     mine: list[Candidates] = []
     gathered: list[Candidates] = []
     done, stopped, last_sync = 0, False, time.monotonic()
@@ -316,15 +452,23 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
             _write_outputs(gathered, test_inputs, expected, options, candidates_path)
 
     with Progress("predict", len(rows), quiet=options.quiet or not topo.is_main) as bar:
-        for chunk in rounds:
-            share = np.array_split(chunk, topo.world_size)[topo.rank]
+        for j in range(max(len(batches) for batches in plan)):
+            share = own[j] if j < len(own) else rows[:0]
             if len(share):
-                out = run_views(
-                    model, dataset, "test", share, topo.device, options.halt_early, loss_kind
+                part, _ = predict_batch(
+                    model,
+                    dataset,
+                    "test",
+                    share,
+                    topo.device,
+                    options.halt_early,
+                    loss_kind,
+                    scorer,
                 )
-                mine.append(to_candidates(dataset, "test", share, out))
-            done += len(chunk)
-            bar.advance(len(chunk))
+                mine.append(part)
+            size = sum(len(batches[j]) for batches in plan if j < len(batches))
+            done += size
+            bar.advance(size)
             elapsed = time.monotonic() - start
             stop = options.max_time is not None and elapsed > options.max_time
             refresh = time.monotonic() - last_sync > options.sync_seconds
@@ -335,6 +479,8 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
             if refresh:
                 sync()
                 last_sync = time.monotonic()
+        if scorer is not None:
+            mine.append(scores_part(dataset, "test", scorer.finish()))
         sync()
     malformed = sum(int(c.meta.get("malformed", 0)) for c in gathered)
     if topo.is_main and not gathered:
@@ -342,6 +488,15 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     return PredictResult(
         options.out, candidates_path, done, len(rows), malformed, time.monotonic() - start, stopped
     )
+
+
+def _check_options(options: PredictOptions) -> None:
+    if options.attempts < 1:
+        raise ArcpipeError("--attempts must be >= 1")
+    if options.cross_view_k < 0:
+        raise ArcpipeError("--cross-view-k must be >= 0")
+    if options.vote_rule in CROSS_VIEW_RULES and options.cross_view_k == 0:
+        raise ArcpipeError(f"--vote-rule {options.vote_rule} needs --cross-view-k >= 1")
 
 
 def _write_outputs(parts, test_inputs, expected, options: PredictOptions, candidates_path) -> None:
@@ -354,6 +509,7 @@ def _write_outputs(parts, test_inputs, expected, options: PredictOptions, candid
             )
         ]
     candidates = Candidates.concat(parts)
+    candidates.meta["cross_view_k"] = options.cross_view_k
     candidates.save(candidates_path)
     submission = submission_from_votes(
         vote(candidates, options.vote_rule), test_inputs, options.attempts

@@ -1,0 +1,139 @@
+"""Cross-view scores: a test input's top grids scored under all its views (product of experts).
+
+A view answers only in its own frame, but its final per-cell distribution can score any grid: map
+the grid into the view's frame (its colours, then its dihedral transform, placed on the view's
+board with its EOS row and column, :func:`arcpipe.arc.encode.label_cells`) and add up the
+view's log-probabilities of the cells a label of that grid would supervise (colours and EOS
+border, so the shape counts; PAD cells are never supervised and are left out). For each test
+input, once all its views are predicted, the top K distinct grids by the ``count`` rule are
+scored under every one of its views, including views that answered something else; the sums
+over views are kept in the candidates file, from which :mod:`arcpipe.arc.vote` ranks by them.
+
+Memory stays bounded: a view's log-probability table (seq_len x vocab float32) is held only until
+its test input is complete, and prediction visits views so that few test inputs are open at a
+time (:func:`arcpipe.predict.plan_batches`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from arcpipe.arc.augment import Transform
+from arcpipe.arc.candidates import Candidates
+from arcpipe.arc.encode import label_cells
+from arcpipe.arc.vote import vote
+
+
+def view_logprob(table: np.ndarray, grid: np.ndarray, transform: Transform, frame: dict) -> float:
+    """Log-probability of ``grid`` (in its task's frame) under one view's per-cell table.
+
+    Args:
+        table: float [seq_len, vocab] the view's final per-cell log-probabilities.
+        grid: uint8 [h, w] a candidate answer in the original task's frame and colours.
+        transform: the view's augmentation (how the task's grids appear in it).
+        frame: the view's board, ``{"canvas": side, "offset": (row, col)}``.
+    """
+    positions, tokens = label_cells(transform.view(grid), frame["canvas"], frame["offset"])
+    return float(table[positions, tokens].astype(np.float64).sum())
+
+
+@dataclass
+class _Open:
+    """One test input whose views are still arriving."""
+
+    expected: int  # views planned for it
+    seen: int = 0  # views arrived
+    transforms: list[Transform] = field(default_factory=list)
+    frames: list[dict] = field(default_factory=list)
+    tables: list[np.ndarray] = field(default_factory=list)
+    answers: list[tuple] = field(default_factory=list)  # (task, test, view, q, logprob, grid)
+
+
+class CrossViewScorer:
+    """Collects views per test input and scores its top ``k`` grids once all of them are in.
+
+    Args:
+        k: grids per test input to score (the top ``k`` by the count rule).
+        expected: views to expect per test input, keyed by the dataset pair id of the input.
+        task_ids, num_tests: the target tasks, as in the candidates.
+    """
+
+    def __init__(
+        self, k: int, expected: Counter, task_ids: list[str], num_tests: np.ndarray
+    ) -> None:
+        self.k = k
+        self.expected = expected
+        self.task_ids = task_ids
+        self.num_tests = num_tests
+        self.open: dict[int, _Open] = {}
+
+    def add(
+        self,
+        views: list[dict],
+        tables: np.ndarray,
+        candidates: Candidates,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Take one batch of views; return the scores of the test inputs it completes.
+
+        Args:
+            views: per view of the batch, ``{"row", "pair", "transform", "frame"}``: its example
+                row, the dataset pair id of its test input, its augmentation and its board (see
+                :func:`view_logprob`).
+            tables: float [B, seq_len, vocab] each view's final per-cell log-probabilities.
+            candidates: the batch's candidates (malformed views have none).
+
+        Returns:
+            ``(scored_view, scored_over, scored_logprob)`` arrays, see
+            :class:`~arcpipe.arc.candidates.Candidates`.
+        """
+        answer_of = {int(v): i for i, v in enumerate(candidates.view)}
+        done = []
+        for b, view in enumerate(views):
+            entry = self.open.setdefault(view["pair"], _Open(self.expected[view["pair"]]))
+            entry.seen += 1
+            entry.transforms.append(view["transform"])
+            entry.frames.append(view["frame"])
+            entry.tables.append(np.asarray(tables[b], dtype=np.float32))
+            i = answer_of.get(int(view["row"]))
+            if i is not None:
+                c = candidates
+                entry.answers.append(
+                    (c.task[i], c.test[i], c.view[i], c.q_halt[i], c.logprob[i], c.grid(i))
+                )
+            if entry.seen == entry.expected:
+                done.append(view["pair"])
+        return self._score(done)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score the test inputs still open (a stopped run), over the views they got."""
+        return self._score(list(self.open))
+
+    def _score(self, pairs: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        records = [r for pair in pairs for r in self._score_one(self.open.pop(pair))]
+        columns = list(zip(*records)) if records else [[], [], []]
+        return (
+            np.asarray(columns[0], dtype=np.int32),
+            np.asarray(columns[1], dtype=np.int32),
+            np.asarray(columns[2], dtype=np.float64),
+        )
+
+    def _score_one(self, entry: _Open) -> list[tuple[int, int, float]]:
+        """(view row of the grid's first candidate, views, summed log-probability) per top grid."""
+        if not entry.answers:
+            return []
+        columns = list(zip(*entry.answers))
+        own = Candidates.from_grids(self.task_ids, self.num_tests, *columns[:5], list(columns[5]))
+        votes = vote(own, "count")
+        top = votes.top(int(own.task[0]), int(own.test[0]), self.k)
+        records = []
+        for g in top:
+            grid = votes.grid(g)
+            total = sum(
+                view_logprob(table, grid, transform, frame)
+                for table, transform, frame in zip(entry.tables, entry.transforms, entry.frames)
+            )
+            records.append((int(own.view[votes.representative[g]]), len(entry.tables), total))
+        return records
