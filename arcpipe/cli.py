@@ -382,9 +382,10 @@ def predict(
         )
     )
     note = " (stopped by --max-time)" if result.stopped else ""
+    scoring = f" ({result.scoring_seconds:.1f}s cross-view scoring)" if cross_view_k else ""
     stdout.print(
-        f"{result.views_done:,}/{result.views_total:,} views in {result.seconds:.1f}s{note}, "
-        f"{result.malformed} malformed; submission {result.submission}; "
+        f"{result.views_done:,}/{result.views_total:,} views in {result.seconds:.1f}s{scoring}"
+        f"{note}, {result.malformed} malformed; submission {result.submission}; "
         f"candidates {result.candidates}"
     )
 

@@ -197,7 +197,9 @@ def predict_batch(
     )
     part = to_candidates(dataset, split, rows, out)
     if scorer is not None:
+        start = time.perf_counter()
         scores = scorer.add(view_frames(dataset, split, rows), out.tables, part)
+        scorer.seconds += time.perf_counter() - start
         part = _with_scores(part, scores)
     return part, out
 
@@ -334,6 +336,7 @@ class PredictResult:
     malformed: int
     seconds: float
     stopped: bool  # True when max_time ended inference early
+    scoring_seconds: float = 0.0  # of ``seconds``, spent on cross-view scores (this rank)
 
 
 def resolve_checkpoint(run: Path | None, which: str) -> Path:
@@ -486,7 +489,14 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     if topo.is_main and not gathered:
         _write_outputs([], test_inputs, expected, options, candidates_path)
     return PredictResult(
-        options.out, candidates_path, done, len(rows), malformed, time.monotonic() - start, stopped
+        options.out,
+        candidates_path,
+        done,
+        len(rows),
+        malformed,
+        time.monotonic() - start,
+        stopped,
+        0.0 if scorer is None else scorer.seconds,
     )
 
 

@@ -16,6 +16,7 @@ time (:func:`arcpipe.predict.plan_batches`).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -69,6 +70,7 @@ class CrossViewScorer:
         self.task_ids = task_ids
         self.num_tests = num_tests
         self.open: dict[int, _Open] = {}
+        self.seconds = 0.0  # time spent scoring, for the caller to account
 
     def add(
         self,
@@ -109,7 +111,10 @@ class CrossViewScorer:
 
     def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score the test inputs still open (a stopped run), over the views they got."""
-        return self._score(list(self.open))
+        start = time.perf_counter()
+        scores = self._score(list(self.open))
+        self.seconds += time.perf_counter() - start
+        return scores
 
     def _score(self, pairs: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         records = [r for pair in pairs for r in self._score_one(self.open.pop(pair))]
