@@ -76,7 +76,7 @@ class Candidates:
         """
         shapes = np.array([g.shape for g in grids], dtype=np.int32).reshape(-1, 2)
         sizes = shapes[:, 0].astype(np.int64) * shapes[:, 1]
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        starts = np.cumsum(sizes) - sizes  # first cell of each grid (none for no grids)
         cells = np.concatenate([g.reshape(-1) for g in grids]) if grids else np.zeros(0, np.uint8)
         return Candidates(
             list(task_ids),

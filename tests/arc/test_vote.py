@@ -265,3 +265,15 @@ def test_load_solutions_from_kaggle_file_and_task_folder(shared_data) -> None:
     assert len(load_solutions(kaggle)) == 120
     folder = load_solutions(shared_data / "arc-agi-1" / "evaluation")
     assert len(folder) == 400 and sum(len(v) for v in folder.values()) == 419
+
+
+def test_an_empty_part_keeps_the_grids_of_the_parts_after_it_aligned() -> None:
+    """A rank's part without candidates (only cross-view scores) may come first in a gather."""
+    empty = make([(0, 0, A, 0.5, 0)])
+    empty = Candidates.from_grids(empty.task_ids, empty.num_tests, [], [], [], [], [], [])
+    assert len(empty.starts) == 0
+    full = make([(0, 0, A, 0.5, 0), (0, 0, np.arange(6, dtype=np.uint8).reshape(2, 3), 0.5, 0)])
+    joined = Candidates.concat([empty, full, empty, full])
+    assert len(joined.starts) == len(joined) == 4
+    for i in range(4):
+        assert np.array_equal(joined.grid(i), full.grid(i % 2))
