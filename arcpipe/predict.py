@@ -156,20 +156,6 @@ def target_tasks(dataset: Dataset, split: str) -> tuple[list[str], np.ndarray]:
     return task_ids, np.array([tests_of[t] for t in task_ids], dtype=np.int32)
 
 
-def view_frames(dataset: Dataset, split: str, rows: np.ndarray) -> list[dict]:
-    """Per row: its test input (pair id), augmentation and board, for cross-view scoring."""
-    records = np.asarray(dataset.examples(split)[np.asarray(rows)])
-    return [
-        {
-            "row": int(row),
-            "pair": int(record[1]),
-            "transform": dataset.view(split, int(row)).transform,
-            "frame": {"canvas": dataset.canvas, "offset": (int(record[2]), int(record[3]))},
-        }
-        for row, record in zip(rows, records)
-    ]
-
-
 def make_scorer(
     dataset: Dataset, split: str, batches: list[np.ndarray], k: int
 ) -> CrossViewScorer | None:
@@ -197,10 +183,7 @@ def predict_batch(
     )
     part = to_candidates(dataset, split, rows, out)
     if scorer is not None:
-        start = time.perf_counter()
-        scores = scorer.add(view_frames(dataset, split, rows), out.tables, part)
-        scorer.seconds += time.perf_counter() - start
-        part = _with_scores(part, scores)
+        part = _with_scores(part, scorer.add(dataset, split, rows, out.tables, part))
     return part, out
 
 
@@ -391,21 +374,24 @@ def plan_batches(
     if not by_test_input:
         rounds = np.array_split(ordered, max(1, -(-len(ordered) // (batch * world_size))))
         return [[np.array_split(c, world_size)[r] for c in rounds] for r in range(world_size)]
-    pairs = np.asarray(dataset.examples(split)[ordered, 1])
-    ranks = variant_rank(dataset, split, ordered)
-    inputs, first, sizes = np.unique(pairs, return_index=True, return_counts=True)
-    owner, load = {}, np.zeros(world_size, dtype=np.int64)
-    for i in np.argsort(first, kind="stable"):  # test inputs in visiting order
-        owner[int(inputs[i])] = r = int(np.argmin(load))
-        load[r] += sizes[i]
-    position = {int(p): k for k, p in enumerate(inputs[np.argsort(first, kind="stable")])}
+    pairs = np.asarray(dataset.examples(split)[ordered, 1])  # each row's test input
+    _, first, inverse, sizes = np.unique(
+        pairs, return_index=True, return_inverse=True, return_counts=True
+    )
+    visit = np.argsort(first, kind="stable")  # test inputs in the order they are first met
+    owner, load = np.empty(len(visit), dtype=np.int64), np.zeros(world_size, dtype=np.int64)
+    for i in visit:
+        owner[i] = np.argmin(load)
+        load[owner[i]] += sizes[i]
+    position = np.empty(len(visit), dtype=np.int64)
+    position[visit] = np.arange(len(visit))
+    in_prefix = variant_rank(dataset, split, ordered) < PREFIX_VIEWS
     plan = []
     for r in range(world_size):
-        mine = np.flatnonzero([owner[int(p)] == r for p in pairs])
-        prefix = mine[ranks[mine] < PREFIX_VIEWS]
-        rest = mine[ranks[mine] >= PREFIX_VIEWS]
-        rest = rest[np.argsort([position[int(p)] for p in pairs[rest]], kind="stable")]
-        own = ordered[np.concatenate([prefix, rest])]
+        mine = np.flatnonzero(owner[inverse] == r)
+        rest = mine[~in_prefix[mine]]
+        rest = rest[np.argsort(position[inverse[rest]], kind="stable")]
+        own = ordered[np.concatenate([mine[in_prefix[mine]], rest])]
         plan.append([own[j : j + batch] for j in range(0, len(own), batch)])
     return plan
 

@@ -35,7 +35,6 @@ from arcpipe.predict import (  # noqa: E402
     make_scorer,
     plan_batches,
     to_candidates,
-    view_frames,
 )
 
 sys.path.insert(0, str(REPO / "scripts"))
@@ -77,7 +76,7 @@ def main() -> None:
             start = time.perf_counter()
             part = to_candidates(dataset, "test", chunk, outputs)
             middle = time.perf_counter()
-            result = scorer.add(view_frames(dataset, "test", chunk), outputs.tables, part)
+            result = scorer.add(dataset, "test", chunk, outputs.tables, part)
             end = time.perf_counter()
             convert += middle - start
             score += end - middle

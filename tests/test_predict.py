@@ -14,7 +14,7 @@ from helpers import REPO, TINY_MODEL, torchrun_arcpipe
 import arcpipe.predict as predict_module
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.arc.candidates import Candidates
-from arcpipe.arc.crossview import view_logprob
+from arcpipe.arc.crossview import view_frames, view_logprob
 from arcpipe.arc.encode import grid_to_tokens
 from arcpipe.arc.presets import resolve_preset
 from arcpipe.arc.score import load_solutions, score_submission
@@ -28,7 +28,6 @@ from arcpipe.predict import (
     run_views,
     target_test_inputs,
     to_candidates,
-    view_frames,
     view_rows,
 )
 from arcpipe.train.checkpoint import inference_model, load_checkpoint

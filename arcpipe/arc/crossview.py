@@ -26,6 +26,7 @@ from arcpipe.arc.augment import Transform
 from arcpipe.arc.candidates import Candidates
 from arcpipe.arc.encode import label_cells
 from arcpipe.arc.vote import vote
+from arcpipe.data.dataset import Dataset
 
 
 def view_logprob(table: np.ndarray, grid: np.ndarray, transform: Transform, frame: dict) -> float:
@@ -41,12 +42,26 @@ def view_logprob(table: np.ndarray, grid: np.ndarray, transform: Transform, fram
     return float(table[positions, tokens].astype(np.float64).sum())
 
 
+def view_frames(dataset: Dataset, split: str, rows: np.ndarray) -> list[dict]:
+    """Per example row: ``{"row", "pair", "transform", "frame"}``, its row, the dataset pair id
+    of its test input, its augmentation and its board (see :func:`view_logprob`)."""
+    records = np.asarray(dataset.examples(split)[np.asarray(rows)])
+    return [
+        {
+            "row": int(row),
+            "pair": int(record[1]),
+            "transform": dataset.view(split, int(row)).transform,
+            "frame": {"canvas": dataset.canvas, "offset": (int(record[2]), int(record[3]))},
+        }
+        for row, record in zip(rows, records)
+    ]
+
+
 @dataclass
 class _Open:
     """One test input whose views are still arriving."""
 
     expected: int  # views planned for it
-    seen: int = 0  # views arrived
     transforms: list[Transform] = field(default_factory=list)
     frames: list[dict] = field(default_factory=list)
     tables: list[np.ndarray] = field(default_factory=list)
@@ -70,20 +85,20 @@ class CrossViewScorer:
         self.task_ids = task_ids
         self.num_tests = num_tests
         self.open: dict[int, _Open] = {}
-        self.seconds = 0.0  # time spent scoring, for the caller to account
+        self.seconds = 0.0  # time spent in add() and finish()
 
     def add(
         self,
-        views: list[dict],
+        dataset: Dataset,
+        split: str,
+        rows: np.ndarray,
         tables: np.ndarray,
         candidates: Candidates,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Take one batch of views; return the scores of the test inputs it completes.
 
         Args:
-            views: per view of the batch, ``{"row", "pair", "transform", "frame"}``: its example
-                row, the dataset pair id of its test input, its augmentation and its board (see
-                :func:`view_logprob`).
+            dataset, split, rows: the batch's example rows.
             tables: float [B, seq_len, vocab] each view's final per-cell log-probabilities.
             candidates: the batch's candidates (malformed views have none).
 
@@ -91,23 +106,25 @@ class CrossViewScorer:
             ``(scored_view, scored_over, scored_logprob)`` arrays, see
             :class:`~arcpipe.arc.candidates.Candidates`.
         """
+        start = time.perf_counter()
         answer_of = {int(v): i for i, v in enumerate(candidates.view)}
         done = []
-        for b, view in enumerate(views):
+        for b, view in enumerate(view_frames(dataset, split, rows)):
             entry = self.open.setdefault(view["pair"], _Open(self.expected[view["pair"]]))
-            entry.seen += 1
             entry.transforms.append(view["transform"])
             entry.frames.append(view["frame"])
-            entry.tables.append(np.asarray(tables[b], dtype=np.float32))
-            i = answer_of.get(int(view["row"]))
+            entry.tables.append(np.array(tables[b], dtype=np.float32))  # a copy: own memory
+            i = answer_of.get(view["row"])
             if i is not None:
                 c = candidates
                 entry.answers.append(
                     (c.task[i], c.test[i], c.view[i], c.q_halt[i], c.logprob[i], c.grid(i))
                 )
-            if entry.seen == entry.expected:
+            if len(entry.tables) == entry.expected:
                 done.append(view["pair"])
-        return self._score(done)
+        scores = self._score(done)
+        self.seconds += time.perf_counter() - start
+        return scores
 
     def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score the test inputs still open (a stopped run), over the views they got."""

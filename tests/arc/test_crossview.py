@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import arcpipe.predict as predict
-from arcpipe.arc.crossview import CrossViewScorer, view_logprob
+from arcpipe.arc.crossview import CrossViewScorer, view_frames, view_logprob
 from arcpipe.arc.encode import EOS, PAD, VOCAB_SIZE, label_cells
 from arcpipe.arc.vote import vote
 from arcpipe.data.dataset import Dataset
@@ -20,7 +20,6 @@ from arcpipe.predict import (
     target_tasks,
     to_candidates,
     variant_rank,
-    view_frames,
 )
 
 WRONG = -1.0  # log-probability of every token but the label's in the oracle tables
@@ -121,7 +120,7 @@ def test_scorer_scores_the_top_k_by_count_under_every_view(sample_dataset: Path)
     def add(batch: slice) -> tuple:
         part = _outputs(dataset, rows[batch], answers[batch])
         batch_candidates = to_candidates(dataset, "test", rows[batch], part)
-        return scorer.add(view_frames(dataset, "test", rows[batch]), part.tables, batch_candidates)
+        return scorer.add(dataset, "test", rows[batch], part.tables, batch_candidates)
 
     assert [len(a) for a in add(slice(0, 3))] == [0, 0, 0]  # the test input is still open
     views, over, logprob = add(slice(3, 4))
@@ -151,8 +150,8 @@ def test_a_stopped_run_scores_its_open_test_inputs_over_the_views_done(
     truth = truth_of(dataset, int(rows[0]))
     outputs = _outputs(dataset, rows[:2], [truth, truth])
     scorer = CrossViewScorer(8, Counter({int(records[0, 1]): 4}), *target_tasks(dataset, "test"))
-    frames = view_frames(dataset, "test", rows[:2])
-    scorer.add(frames, outputs.tables, to_candidates(dataset, "test", rows[:2], outputs))
+    candidates = to_candidates(dataset, "test", rows[:2], outputs)
+    scorer.add(dataset, "test", rows[:2], outputs.tables, candidates)
     views, over, logprob = scorer.finish()
     assert (views.tolist(), over.tolist(), logprob.tolist()) == ([rows[0]], [2], [0.0])
 
