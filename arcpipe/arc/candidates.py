@@ -154,9 +154,11 @@ class Candidates:
                 raise ArcpipeError("not a candidates file of this arcpipe version", file=path)
             import orjson
 
+            arrays = {k: data[k] for k in _ARRAYS}
+            arrays["q_halt"] = arrays["q_halt"].astype(np.float64)  # float32 in version 1
             return Candidates(
                 data["task_ids"].tolist(),
-                *(data[k] for k in _ARRAYS),
+                *arrays.values(),
                 orjson.loads(str(data["meta"])),
                 *_score_arrays(tuple(data[k] for k in _SCORES) if version >= 2 else None),
             )

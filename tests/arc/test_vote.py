@@ -277,3 +277,22 @@ def test_an_empty_part_keeps_the_grids_of_the_parts_after_it_aligned() -> None:
     assert len(joined.starts) == len(joined) == 4
     for i in range(4):
         assert np.array_equal(joined.grid(i), full.grid(i % 2))
+
+
+def test_a_version_1_candidates_file_still_loads_and_votes(tmp_path: Path) -> None:
+    c = make([(0, 0, A, 0.25, -1.5), (0, 0, B, 0.75, -0.5), (0, 0, B, 0.5, -0.5)])
+    arrays = {k: getattr(c, k) for k in ("num_tests", "task", "test", "view", "logprob")}
+    arrays |= {k: getattr(c, k) for k in ("shapes", "starts", "cells")}
+    np.savez(
+        tmp_path / "v1.npz",
+        format_version=np.array(1),
+        task_ids=np.array(c.task_ids),
+        meta=np.array('{"malformed": 0}'),
+        q_halt=c.q_halt.astype(np.float32),
+        **arrays,
+    )
+    old = Candidates.load(tmp_path / "v1.npz")
+    assert old.cross_view_k == 0 and len(old.scored_view) == 0
+    assert old.q_halt.dtype == np.float64 and ranked(vote(old), 0, 0) == [2, 1]
+    with pytest.raises(ArcpipeError, match="needs cross-view scores"):
+        vote(old, "poe")
