@@ -35,14 +35,15 @@ class _Group(click.Group):
 
 # predict, vote, score and report rank candidates by the same rules (arcpipe.arc.vote.RULES,
 # spelled out here so that --help needs no numpy import).
-VOTE_RULES = ("count", "q_weighted", "consistency", "poe", "poe_count")
+VOTE_RULES = ("count", "q_weighted", "consistency", "poe", "poe_cells", "poe_count")
 vote_rule_option = click.option(
     "--vote-rule",
     type=click.Choice(VOTE_RULES),
     default="count",
     show_default=True,
     help="How identical candidates are ranked: count (the reference), q_weighted, consistency, "
-    "poe (cross-view product of experts), poe_count (poe + log count); see arcpipe.arc.vote.",
+    "poe (cross-view product of experts), poe_cells (poe per cell), poe_count (poe + log "
+    "count); see arcpipe.arc.vote.",
 )
 candidates_files_option = click.option(
     "--candidates",

@@ -20,7 +20,6 @@ log-probability tables held in memory to those of the open test inputs.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -183,7 +182,7 @@ def predict_batch(
     )
     part = to_candidates(dataset, split, rows, out)
     if scorer is not None:
-        part = _with_scores(part, scorer.add(dataset, split, rows, out.tables, part))
+        part = part.with_scores(scorer.add(dataset, split, rows, out.tables, part))
     return part, out
 
 
@@ -191,11 +190,6 @@ def scores_part(dataset: Dataset, split: str, scores: tuple) -> Candidates:
     """No candidates, only cross-view scores (those of test inputs left open at the end)."""
     task_ids, num_tests = target_tasks(dataset, split)
     return Candidates.from_grids(task_ids, num_tests, [], [], [], [], [], [], scores=scores)
-
-
-def _with_scores(part: Candidates, scores: tuple) -> Candidates:
-    view, over, logprob = scores
-    return dataclasses.replace(part, scored_view=view, scored_over=over, scored_logprob=logprob)
 
 
 def target_task_ids(dataset: Dataset, split: str) -> list[str]:

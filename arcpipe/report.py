@@ -261,6 +261,8 @@ def rule_score(votes: Votes, rule: str, group: int) -> str:
     cross = f"xv {votes.cross_logprob[group]:.3f}/view over {votes.cross_over[group]}"
     if rule == "poe":
         return cross
+    if rule == "poe_cells":
+        return f"xv {votes.cross_cell_logprob[group]:.4f}/cell"
     return f"{votes.poe_count[group]:.3f} = ln {count} + {cross}"
 
 

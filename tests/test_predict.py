@@ -275,20 +275,15 @@ def test_cross_view_scores_equal_a_recomputation_over_all_views(
         view = int(candidates.view[votes.representative[g]])
         grid = votes.grid(g)
         same_input = np.flatnonzero(pairs == pairs[view])
-        total = sum(
+        scored = [
             view_logprob(tables[r], grid, frames[r]["transform"], frames[r]["frame"])
             for r in same_input
-        )
-        expected[view] = (len(same_input), total)
-    got = {
-        int(v): (int(n), float(lp))
-        for v, n, lp in zip(
-            candidates.scored_view, candidates.scored_over, candidates.scored_logprob
-        )
-    }
+        ]
+        expected[view] = (len(same_input), *(sum(column) for column in zip(*scored)))
+    got = {int(v): (int(n), float(lp), int(c)) for v, n, lp, c in zip(*candidates.scores)}
     assert sorted(got) == sorted(expected)
-    for view, (n, total) in expected.items():
-        assert got[view][0] == n == 4
+    for view, (n, total, cells) in expected.items():
+        assert got[view][0] == n == 4 and got[view][2] == cells
         assert got[view][1] == pytest.approx(total, rel=1e-5, abs=1e-4)
     submission = orjson.loads(out.read_bytes())
     poe = submission_from_votes(vote(candidates, "poe"), target_test_inputs(dataset), k=2)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import re
 import shutil
@@ -316,10 +315,8 @@ def test_report_renders_in_headless_chromium(sample, tmp_path: Path) -> None:
 
 
 def _with_scores(candidates: Candidates, scores: list[tuple[int, int, float]]) -> Candidates:
-    view, over, logprob = (np.array(c) for c in zip(*scores))
-    scored = dataclasses.replace(
-        candidates, scored_view=view, scored_over=over, scored_logprob=logprob
-    )
+    """(view, views, summed logprob); 40 cells per view (5x8 grids)."""
+    scored = candidates.with_scores(list(zip(*[(*r, 40 * r[1]) for r in scores])))
     scored.meta = {**candidates.meta, "cross_view_k": 3}
     return scored
 
@@ -350,7 +347,8 @@ def test_report_shows_each_rules_top_two_and_the_run_curves(sample, tmp_path: Pa
     tables = re.findall(r'<table class="rules">(.*?)</table>', text)
     assert len(tables) == 3  # one per test input
     row = dict(re.findall(r"<tr><th>([a-z_]+)</th>(<td>.*?)</tr>", tables[2]))
-    assert list(row) == ["count", "q_weighted", "consistency", "poe", "poe_count"]
+    assert list(row) == ["count", "q_weighted", "consistency", "poe", "poe_cells", "poe_count"]
+    assert '<span class="ref ok">C</span> xv -0.0250/cell' in row["poe_cells"]
     assert '<span class="ref bad">A</span> 5 votes' in row["count"]
     assert '<span class="ref ok">C</span> xv -1.000/view over 20' in row["poe"]
     both = '<span class="ref ok">C</span> -1.000 = ln 1 + xv -1.000/view over 20'
@@ -427,4 +425,4 @@ def test_report_curves_and_rules_render_in_headless_chromium(sample, tmp_path: P
     body = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', re.search(r"<body[^>]*>", dom).group(0)))
     assert body["curves"] == "5"  # one series in each of the five charts
     assert int(body["widest"]) > 200  # the steps span the plot's width (274 px)
-    assert int(body["rules-height"]) > 5 * 12  # a header and five rule rows laid out
+    assert int(body["rules-height"]) > 6 * 12  # a header and six rule rows laid out

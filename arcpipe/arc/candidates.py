@@ -6,10 +6,10 @@ evaluator does), the mean log-probability of the predicted cells, and the grid i
 EOS, dihedral and colours undone). Grids are stored back to back like the dataset's.
 
 Cross-view scores (:mod:`arcpipe.arc.crossview`): for each test input's top K grids by count, the
-view row of a candidate holding the grid, the number of views it was scored under, and the sum
-over those views of its log-probability. With them every rule of :mod:`arcpipe.arc.vote` can be
-re-run without the model. The file is a ``.npz`` of plain arrays (no pickle); version 1 files
-(no cross-view scores, float32 q_halt) still load.
+view row of a candidate holding the grid, the number of views it was scored under, the sum over
+those views of its log-probability, and the number of cells scored (over those views). With them
+every rule of :mod:`arcpipe.arc.vote` can be re-run without the model. The file is a ``.npz`` of
+plain arrays (no pickle); version 1 files (no cross-view scores, float32 q_halt) still load.
 
 Several runs' files merge into one (:func:`merge_runs`) to vote an ensemble.
 """
@@ -49,6 +49,7 @@ class Candidates:
     scored_view: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # int32 [M]
     scored_over: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # int32 [M]
     scored_logprob: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))  # [M]
+    scored_cells: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # int64 [M]
 
     def __len__(self) -> int:
         return len(self.task)
@@ -68,11 +69,12 @@ class Candidates:
         logprob: np.ndarray,
         grids: list[np.ndarray],
         meta: dict | None = None,
-        scores: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        scores: tuple[np.ndarray, ...] | None = None,
     ) -> Candidates:
         """Pack a list of grids (one per candidate) with their records.
 
-        ``scores`` are cross-view scores ``(scored_view, scored_over, scored_logprob)``.
+        ``scores`` are cross-view scores ``(scored_view, scored_over, scored_logprob,
+        scored_cells)``.
         """
         shapes = np.array([g.shape for g in grids], dtype=np.int32).reshape(-1, 2)
         sizes = shapes[:, 0].astype(np.int64) * shapes[:, 1]
@@ -90,7 +92,7 @@ class Candidates:
             starts,
             cells.astype(np.uint8),
             dict(meta or {}),
-            *_score_arrays(scores),
+            *score_arrays(scores),
         )
 
     @property
@@ -117,6 +119,15 @@ class Candidates:
             meta,
             *(np.concatenate([getattr(p, k) for p in parts]) for k in _SCORES),
         )
+
+    @property
+    def scores(self) -> tuple[np.ndarray, ...]:
+        """The cross-view scores ``(scored_view, scored_over, scored_logprob, scored_cells)``."""
+        return tuple(getattr(self, k) for k in _SCORES)
+
+    def with_scores(self, scores: tuple) -> Candidates:
+        """A copy carrying these cross-view scores instead of its own."""
+        return dataclasses.replace(self, **dict(zip(_SCORES, score_arrays(scores))))
 
     def with_views_offset(self, offset: int) -> Candidates:
         """A copy whose view rows (candidates' and scores') are shifted by ``offset``."""
@@ -160,21 +171,19 @@ class Candidates:
                 data["task_ids"].tolist(),
                 *arrays.values(),
                 orjson.loads(str(data["meta"])),
-                *_score_arrays(tuple(data[k] for k in _SCORES) if version >= 2 else None),
+                *score_arrays(tuple(data[k] for k in _SCORES) if version >= 2 else None),
             )
 
 
 _ARRAYS = ("num_tests", "task", "test", "view", "q_halt", "logprob", "shapes", "starts", "cells")
-_SCORES = ("scored_view", "scored_over", "scored_logprob")
+_SCORES = ("scored_view", "scored_over", "scored_logprob", "scored_cells")
+_SCORE_TYPES = (np.int32, np.int32, np.float64, np.int64)
 
 
-def _score_arrays(scores: tuple | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    view, over, logprob = scores if scores is not None else ([], [], [])
-    return (
-        np.asarray(view, dtype=np.int32),
-        np.asarray(over, dtype=np.int32),
-        np.asarray(logprob, dtype=np.float64),
-    )
+def score_arrays(scores: tuple | None) -> tuple[np.ndarray, ...]:
+    """Cross-view score columns (see :class:`Candidates`) as typed arrays; None: no scores."""
+    columns = scores if scores is not None else ([],) * len(_SCORES)
+    return tuple(np.asarray(c, dtype=t) for c, t in zip(columns, _SCORE_TYPES))
 
 
 def merge_runs(paths: list[Path]) -> Candidates:

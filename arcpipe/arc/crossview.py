@@ -7,7 +7,8 @@ view's log-probabilities of the cells a label of that grid would supervise (colo
 border, so the shape counts; PAD cells are never supervised and are left out). For each test
 input, once all its views are predicted, the top K distinct grids by the ``count`` rule are
 scored under every one of its views, including views that answered something else; the sums
-over views are kept in the candidates file, from which :mod:`arcpipe.arc.vote` ranks by them.
+over views (and the numbers of cells scored) are kept in the candidates file, from which
+:mod:`arcpipe.arc.vote` ranks by them.
 
 Memory stays bounded: a view's log-probability table (seq_len x vocab float32) is held only until
 its test input is complete, and prediction visits views so that few test inputs are open at a
@@ -23,13 +24,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from arcpipe.arc.augment import Transform
-from arcpipe.arc.candidates import Candidates
+from arcpipe.arc.candidates import Candidates, score_arrays
 from arcpipe.arc.encode import label_cells
 from arcpipe.arc.vote import vote
 from arcpipe.data.dataset import Dataset
 
 
-def view_logprob(table: np.ndarray, grid: np.ndarray, transform: Transform, frame: dict) -> float:
+def view_logprob(
+    table: np.ndarray, grid: np.ndarray, transform: Transform, frame: dict
+) -> tuple[float, int]:
     """Log-probability of ``grid`` (in its task's frame) under one view's per-cell table.
 
     Args:
@@ -37,9 +40,12 @@ def view_logprob(table: np.ndarray, grid: np.ndarray, transform: Transform, fram
         grid: uint8 [h, w] a candidate answer in the original task's frame and colours.
         transform: the view's augmentation (how the task's grids appear in it).
         frame: the view's board, ``{"canvas": side, "offset": (row, col)}``.
+
+    Returns:
+        the summed log-probability of the grid's label cells, and how many cells that is.
     """
     positions, tokens = label_cells(transform.view(grid), frame["canvas"], frame["offset"])
-    return float(table[positions, tokens].astype(np.float64).sum())
+    return float(table[positions, tokens].sum(dtype=np.float64)), len(positions)
 
 
 def view_frames(dataset: Dataset, split: str, rows: np.ndarray) -> list[dict]:
@@ -94,7 +100,7 @@ class CrossViewScorer:
         rows: np.ndarray,
         tables: np.ndarray,
         candidates: Candidates,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, ...]:
         """Take one batch of views; return the scores of the test inputs it completes.
 
         Args:
@@ -103,7 +109,7 @@ class CrossViewScorer:
             candidates: the batch's candidates (malformed views have none).
 
         Returns:
-            ``(scored_view, scored_over, scored_logprob)`` arrays, see
+            ``(scored_view, scored_over, scored_logprob, scored_cells)`` arrays, see
             :class:`~arcpipe.arc.candidates.Candidates`.
         """
         start = time.perf_counter()
@@ -126,36 +132,31 @@ class CrossViewScorer:
         self.seconds += time.perf_counter() - start
         return scores
 
-    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def finish(self) -> tuple[np.ndarray, ...]:
         """Score the test inputs still open (a stopped run), over the views they got."""
         start = time.perf_counter()
         scores = self._score(list(self.open))
         self.seconds += time.perf_counter() - start
         return scores
 
-    def _score(self, pairs: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _score(self, pairs: list[int]) -> tuple[np.ndarray, ...]:
         records = [r for pair in pairs for r in self._score_one(self.open.pop(pair))]
-        columns = list(zip(*records)) if records else [[], [], []]
-        return (
-            np.asarray(columns[0], dtype=np.int32),
-            np.asarray(columns[1], dtype=np.int32),
-            np.asarray(columns[2], dtype=np.float64),
-        )
+        return score_arrays(list(zip(*records)) if records else None)
 
-    def _score_one(self, entry: _Open) -> list[tuple[int, int, float]]:
-        """(view row of the grid's first candidate, views, summed log-probability) per top grid."""
+    def _score_one(self, entry: _Open) -> list[tuple[int, int, float, int]]:
+        """Per top grid: view row of its first candidate, views, summed log-probability, cells."""
         if not entry.answers:
             return []
         columns = list(zip(*entry.answers))
         own = Candidates.from_grids(self.task_ids, self.num_tests, *columns[:5], list(columns[5]))
         votes = vote(own, "count")
-        top = votes.top(int(own.task[0]), int(own.test[0]), self.k)
         records = []
-        for g in top:
+        for g in votes.top(int(own.task[0]), int(own.test[0]), self.k):
             grid = votes.grid(g)
-            total = sum(
+            scored = [
                 view_logprob(table, grid, transform, frame)
                 for table, transform, frame in zip(entry.tables, entry.transforms, entry.frames)
-            )
-            records.append((int(own.view[votes.representative[g]]), len(entry.tables), total))
+            ]
+            total, cells = (sum(column) for column in zip(*scored))
+            records.append((int(own.view[votes.representative[g]]), len(scored), total, cells))
         return records

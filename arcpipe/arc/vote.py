@@ -17,6 +17,10 @@ grouped per (task, test input); groups are ranked by the chosen rule:
     input is scored under the same views, so this ranks as the sum does); then count, mean
     sigmoid(q_halt), first appearance. Only the top K grids by count were scored; the others
     follow them in count order.
+``poe_cells``
+    the ``poe`` score per scored cell (the mean over views and over the grid's colour and EOS
+    border cells): the joint probability of ``poe`` favours grids with fewer cells, this does
+    not; unscored grids follow in count order.
 ``poe_count``
     log(count) + the ``poe`` score: the log of the vote count times the geometric mean of the
     grid's probability over the views; unscored grids follow in count order, as for ``poe``.
@@ -36,8 +40,8 @@ import numpy as np
 from arcpipe.arc.candidates import Candidates, grid_hashes
 from arcpipe.errors import ArcpipeError
 
-RULES = ("count", "q_weighted", "consistency", "poe", "poe_count")
-CROSS_VIEW_RULES = ("poe", "poe_count")  # need the candidates' cross-view scores
+RULES = ("count", "q_weighted", "consistency", "poe", "poe_cells", "poe_count")
+CROSS_VIEW_RULES = ("poe", "poe_cells", "poe_count")  # need the candidates' cross-view scores
 
 
 @dataclass
@@ -55,6 +59,7 @@ class Votes:
     sum_q: np.ndarray  # float64 [G]
     cross_logprob: np.ndarray  # float64 [G] mean log-probability over the views scored; NaN: none
     cross_over: np.ndarray  # int64 [G] views it was scored under (0: not among the top K)
+    cross_cell_logprob: np.ndarray  # float64 [G] the same per scored cell; NaN: none
 
     @property
     def poe_count(self) -> np.ndarray:
@@ -105,9 +110,10 @@ def vote(candidates: Candidates, rule: str = "count") -> Votes:
     task, test = c.task[first], c.test[first]
     mean_q, mean_lp = sum_q / np.maximum(count, 1), sum_lp / np.maximum(count, 1)
     first_view = c.view[first]
-    cross_sum, cross_over = _cross_view_sums(c, order, new_group)
-    cross = np.where(cross_over > 0, cross_sum / np.maximum(cross_over, 1), np.nan)
+    cross_sum, cross_over, cross_cells = _cross_view_sums(c, order, new_group)
     unscored = cross_over == 0
+    cross = np.where(unscored, np.nan, cross_sum / np.maximum(cross_over, 1))
+    per_cell = np.where(unscored, np.nan, cross_sum / np.maximum(cross_cells, 1))
     if rule == "count":
         keys = (first_view, -mean_q, -count)
     elif rule == "q_weighted":
@@ -115,7 +121,7 @@ def vote(candidates: Candidates, rule: str = "count") -> Votes:
     elif rule == "consistency":
         keys = (first_view, -count, -mean_lp)
     else:
-        score = cross if rule == "poe" else np.log(count) + cross
+        score = {"poe": cross, "poe_cells": per_cell, "poe_count": np.log(count) + cross}[rule]
         keys = (first_view, -mean_q, -count, -np.nan_to_num(score), unscored)
     ranked = np.lexsort((*keys, test, task))
     group_key = task[ranked].astype(np.int64) * _STRIDE + test[ranked]
@@ -135,13 +141,14 @@ def vote(candidates: Candidates, rule: str = "count") -> Votes:
         sum_q[ranked],
         cross[ranked],
         cross_over[ranked].astype(np.int64),
+        per_cell[ranked],
     )
 
 
 def _cross_view_sums(
     c: Candidates, order: np.ndarray, new_group: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per group (in ``order``'s grouping): summed cross-view log-probability and views."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per group (in ``order``'s grouping): summed cross-view log-probability, views, cells."""
     groups = int(new_group.sum())
     group_of = np.empty(len(order), dtype=np.int64)
     group_of[order] = np.cumsum(new_group) - 1
@@ -154,9 +161,11 @@ def _cross_view_sums(
     owner = group_of[by_view[at]] if len(at) else np.zeros(0, np.int64)
     total = np.zeros(groups)
     over = np.zeros(groups, dtype=np.int64)
+    cells = np.zeros(groups, dtype=np.int64)
     np.add.at(total, owner, c.scored_logprob)
     np.add.at(over, owner, c.scored_over)
-    return total, over
+    np.add.at(cells, owner, c.scored_cells)
+    return total, over, cells
 
 
 def pass_at_k(

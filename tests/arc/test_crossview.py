@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -66,15 +65,18 @@ def test_every_view_scores_the_truth_in_its_own_frame(sample_dataset: Path) -> N
     assert len({f["transform"].dihedral for f in frames}) >= 4
     for row, table, frame in zip(rows, tables, frames):
         truth = truth_of(dataset, int(row))
-        assert view_logprob(table, truth, frame["transform"], frame["frame"]) == 0.0
-        wrong = truth.copy()
-        wrong[-1, 0] = (wrong[-1, 0] + 1) % 10  # one cell: one wrong token in any frame
-        assert view_logprob(table, wrong, frame["transform"], frame["frame"]) == WRONG
         seen = frame["transform"].view(truth)  # the truth as this view shows it
         h, w = seen.shape
+        cells = h * w + (h if w < dataset.canvas else 0) + (w if h < dataset.canvas else 0)
+        score = view_logprob(table, truth, frame["transform"], frame["frame"])
+        assert score == (0.0, cells)
+        wrong = truth.copy()
+        wrong[-1, 0] = (wrong[-1, 0] + 1) % 10  # one cell: one wrong token in any frame
+        assert view_logprob(table, wrong, frame["transform"], frame["frame"]) == (WRONG, cells)
         if w > 1:  # one column less in the view: its EOS column lands on the truth's colours
             smaller = frame["transform"].invert(seen[:, : w - 1])
-            assert view_logprob(table, smaller, frame["transform"], frame["frame"]) == h * WRONG
+            score = view_logprob(table, smaller, frame["transform"], frame["frame"])
+            assert score == (h * WRONG, h * (w - 1) + h + (w - 1) * (h < dataset.canvas))
 
 
 def _outputs(dataset: Dataset, rows: np.ndarray, answers: list[np.ndarray | None]) -> ViewOutputs:
@@ -122,16 +124,16 @@ def test_scorer_scores_the_top_k_by_count_under_every_view(sample_dataset: Path)
         batch_candidates = to_candidates(dataset, "test", rows[batch], part)
         return scorer.add(dataset, "test", rows[batch], part.tables, batch_candidates)
 
-    assert [len(a) for a in add(slice(0, 3))] == [0, 0, 0]  # the test input is still open
-    views, over, logprob = add(slice(3, 4))
+    assert [len(a) for a in add(slice(0, 3))] == [0, 0, 0, 0]  # the test input is still open
+    views, over, logprob, cells = scores = add(slice(3, 4))
     assert not scorer.open
     assert views.tolist() == [rows[0], rows[2]]  # count order: wrong (2 votes), then the truth
     assert over.tolist() == [4, 4]  # every view, the malformed one included
     assert logprob.tolist() == [4 * 2 * WRONG, 0.0]
+    h, w = truth.shape
+    assert cells.tolist() == [4 * (h * w + h + w)] * 2  # same shape, same cells in every view
 
-    scored = dataclasses.replace(
-        candidates, scored_view=views, scored_over=over, scored_logprob=logprob
-    )
+    scored = candidates.with_scores(scores)
     scored.meta["cross_view_k"] = 2
     by_count, by_poe = vote(scored, "count"), vote(scored, "poe")
     assert np.array_equal(by_count.grid(0), wrong) and np.array_equal(by_poe.grid(0), truth)
@@ -152,7 +154,7 @@ def test_a_stopped_run_scores_its_open_test_inputs_over_the_views_done(
     scorer = CrossViewScorer(8, Counter({int(records[0, 1]): 4}), *target_tasks(dataset, "test"))
     candidates = to_candidates(dataset, "test", rows[:2], outputs)
     scorer.add(dataset, "test", rows[:2], outputs.tables, candidates)
-    views, over, logprob = scorer.finish()
+    views, over, logprob, _ = scorer.finish()
     assert (views.tolist(), over.tolist(), logprob.tolist()) == ([rows[0]], [2], [0.0])
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -74,15 +73,11 @@ def test_other_rules() -> None:
     assert ranked(vote(c, "consistency"), 0, 0) == [3, 1, 2]  # mean log-probability
 
 
-def with_scores(c: Candidates, scores: list[tuple[int, int, float]], k: int = 2) -> Candidates:
-    """``c`` with cross-view scores (view row of the grid's candidate, views, summed logprob)."""
-    view, over, logprob = zip(*scores) if scores else ((), (), ())
-    c = dataclasses.replace(
-        c,
-        scored_view=np.array(view, np.int32),
-        scored_over=np.array(over, np.int32),
-        scored_logprob=np.array(logprob, np.float64),
-    )
+def with_scores(c: Candidates, scores: list[tuple], k: int = 2) -> Candidates:
+    """``c`` with cross-view scores: (view row of the grid's candidate, views, summed logprob[,
+    cells scored]); cells default to 10 per view."""
+    rows = [(*r, 10 * r[1]) if len(r) == 3 else r for r in scores]
+    c = c.with_scores(list(zip(*rows)) if rows else None)
     c.meta["cross_view_k"] = k
     return c
 
@@ -112,6 +107,17 @@ def test_poe_ranks_the_scored_grids_by_cross_view_logprob_then_the_rest_by_count
     assert ranked(vote(c2, "poe"), 0, 0) == [2, 1, 3]
     assert ranked(vote(c2, "poe_count"), 0, 0) == [1, 2, 3]  # ln 3 - 1.0 > ln 2 - 0.8
     assert ranked(vote(c2, "count"), 0, 0) == [1, 2, 3]  # the scores change nothing else
+
+
+def test_poe_cells_scores_per_cell_where_poe_prefers_fewer_cells() -> None:
+    small, large = np.zeros((1, 1), np.uint8), np.ones((3, 3), np.uint8)
+    c = make([(0, 0, small, 0.5, 0), (0, 0, large, 0.5, 0)])
+    # per view: small 3 cells at -1.0 each (-3), large 15 cells at -0.4 each (-6)
+    c = with_scores(c, [(0, 2, -6.0, 6), (1, 2, -12.0, 30)])
+    assert ranked(vote(c, "poe"), 0, 0) == [0, 1]  # -3 > -6 per view
+    cells = vote(c, "poe_cells")
+    assert ranked(cells, 0, 0) == [1, 0]  # -0.4 > -1.0 per cell
+    assert cells.cross_cell_logprob.tolist() == pytest.approx([-0.4, -1.0])
 
 
 def test_poe_without_cross_view_scores_is_a_clear_error() -> None:
