@@ -280,6 +280,10 @@ class Flow:
         args += ["--max-time", f"{_inner(seconds):.0f}s", "--device", _device(gpus)]
         if batch:
             args += ["--batch-size", str(batch)]
+        # Cross-view scores only when the rule needs them: without them the views go strictly
+        # variant by variant, the best order for a prediction the time plan may cut short.
+        rule = self.settings.vote_rule
+        args += ["--vote-rule", rule, "--cross-view-k", "8" if rule.startswith("poe") else "0"]
         return args + (["--halt-early"] if self.settings.halt_early else [])
 
     def _ensure_valid(self) -> None:
