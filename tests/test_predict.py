@@ -324,6 +324,15 @@ def test_vote_merges_runs_into_one_valid_submission(trained_run, sample_dataset,
     written = orjson.loads(submission.read_bytes())
     assert written == submission_from_votes(vote(both, "poe"), inputs, k=2)
     validate_submission(written, {t: len(g) for t, g in inputs.items()}, k=2)
+    page = tmp_path / "ensemble.html"
+    args = ["report", "--candidates", files[0], "--candidates", files[1], "--run", str(trained_run)]
+    result = CliRunner().invoke(main, [*args, "--data", str(sample_dataset), "--out", str(page)])
+    assert result.exit_code == 0, result.output
+    html = page.read_text()
+    assert html.count('<table class="rules">') == sum(len(g) for g in inputs.values())
+    assert html.count('<figure class="chart"') == 5 and "run</span>" in html  # the run's curves
+    missing = CliRunner().invoke(main, ["report", "--data", str(sample_dataset)])
+    assert missing.exit_code == 2 and "--candidates is required" in missing.stderr
 
     other = tmp_path / "other"
     sample = REPO / "data" / "sample"
