@@ -128,7 +128,7 @@ def line_chart(title: str, series: list[Series]) -> str:
 
     parts = [
         f'<rect x="{LEFT}" y="{TOP}" width="{width}" height="{height}" class="frame"/>',
-        *(_tick_x(px(v), v) for v in (x0, (x0 + x1) / 2, x1)),
+        *(_tick_x(px(v), v, a) for v, a in ((x0, "start"), ((x0 + x1) / 2, "middle"), (x1, "end"))),
         *(_tick_y(py(v), v) for v in (y0, (y0 + y1) / 2, y1)),
     ]
     for i, s in enumerate(series):
@@ -158,11 +158,11 @@ def _span(lo: float, hi: float) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _tick_x(x: float, value: float) -> str:
+def _tick_x(x: float, value: float, anchor: str) -> str:
     y = HEIGHT - BOTTOM
     return (
         f'<line x1="{x:.1f}" y1="{y}" x2="{x:.1f}" y2="{y + 4}" class="tick"/>'
-        f'<text x="{x:.1f}" y="{y + 16}" text-anchor="middle">{_number(value)}</text>'
+        f'<text x="{x:.1f}" y="{y + 16}" text-anchor="{anchor}">{_number(value)}</text>'
     )
 
 
@@ -174,7 +174,9 @@ def _tick_y(y: float, value: float) -> str:
 
 
 def _number(value: float) -> str:
-    if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"  # steps
+    if value != 0 and abs(value) < 1e-2:
         return f"{value:.1e}"
     return f"{value:.3g}"
 
