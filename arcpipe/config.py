@@ -77,7 +77,7 @@ class TrainConfig:
     lr: float = 1e-4
     lr_warmup_steps: int = 2000
     lr_schedule: str = "constant"  # "constant" after warmup (reference) or "cosine"
-    lr_min_ratio: float = 1.0  # cosine floor as a fraction of lr
+    lr_min_ratio: float = 1.0  # cosine floor as a fraction of lr; must stay 1.0 when constant
     optimizer: str = "adam_atan2"  # "adam_atan2" (reference) or "adamw"
     beta1: float = 0.9
     beta2: float = 0.95
@@ -108,6 +108,14 @@ class TrainConfig:
         _check_choice("train.loss", self.loss, ("stablemax", "softmax"))
         _check_choice("train.dtype", self.dtype, ("auto", "float32", "bfloat16"))
         _check_choice("train.eval_split", self.eval_split, ("auto", "val", "test"))
+        if self.lr_schedule == "constant" and self.lr_min_ratio != 1.0:
+            # The reference has one schedule, a cosine from lr down to lr x lr_min_ratio, which is
+            # constant only at ratio 1; ignoring the ratio would silently train another schedule.
+            raise ArcpipeError(
+                f'train.lr_min_ratio = {self.lr_min_ratio} needs train.lr_schedule = "cosine" '
+                "(the reference decays with a cosine to that floor); the constant schedule "
+                "takes only lr_min_ratio = 1.0"
+            )
         if self.global_batch_size < 1:
             raise ArcpipeError("train.global_batch_size must be >= 1")
         if self.board_buckets < 1:

@@ -1,8 +1,8 @@
 """``arcpipe demo``: the whole flow on the project's own sample tasks, sized for a laptop CPU.
 
 build-data (data/sample, 10x10 canvas) -> train (the ``tiny`` recipe) -> predict (two attempts,
-every view) -> score (against the sample solutions) -> report (HTML). Everything lands under one
-folder; the score and the paths are printed at the end.
+every view) -> score (against the sample solutions) -> report (HTML, with the run's curves).
+Everything lands under one folder; the score and the paths are printed at the end.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def run_demo(out: Path, steps: int = DEMO_STEPS, quiet: bool = False) -> DemoRes
         Dataset.open(out / "data"),
         report,
         submission=load_submission(submission),
+        runs=[run],
     )
     return DemoResult(
         data=data,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,29 @@ def test_a_recipe_may_start_from_another(tmp_path: Path) -> None:
 def test_boxed_boards_need_attention() -> None:
     with pytest.raises(ArcpipeError, match=r"model\.board = boxed needs model\.token_mixer"):
         load_config("sudoku_mlp", ["model.board=boxed"])
+
+
+def test_lr_min_ratio_below_one_needs_the_cosine_schedule() -> None:
+    """The reference decays with a cosine whenever lr_min_ratio < 1; never silently ignore it."""
+    with pytest.raises(
+        ArcpipeError, match=re.escape('train.lr_min_ratio = 0.1 needs train.lr_schedule = "cosine"')
+    ):
+        load_config("arc1", ["train.lr_min_ratio=0.1"])
+    with pytest.raises(ArcpipeError, match=re.escape("lr_min_ratio = 1.5")):
+        load_config("tiny", ["train.lr_min_ratio=1.5"])
+    cosine = load_config("arc1", ["train.lr_min_ratio=0.1", "train.lr_schedule=cosine"]).train
+    assert (cosine.lr_schedule, cosine.lr_min_ratio) == ("cosine", 0.1)
+    assert load_config("arc1").train.lr_min_ratio == 1.0  # the paper's constant schedule
+
+
+def test_lr_min_ratio_with_constant_schedule_is_one_line_exit_2(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from arcpipe.cli import main
+
+    run = tmp_path / "run"
+    args = ["train", "--data", str(tmp_path / "nodata"), "--out", str(run)]
+    result = CliRunner().invoke(main, [*args, "--set", "train.lr_min_ratio=0.5"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "lr_schedule" in result.stderr
+    assert not run.exists()

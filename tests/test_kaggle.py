@@ -381,6 +381,11 @@ def test_torchrun_passes_the_phase_commands_through_unchanged(tmp_path: Path) ->
         parsed = parser.parse_args(cmd[3:])  # after "python -m torch.distributed.run"
         assert parsed.module and parsed.training_script == "arcpipe"
         assert parsed.training_script_args == args and "--device" in args
+    predict = flow._predict_args(3600, 4, 16)
+    assert predict[predict.index("--cross-view-k") + 1] == "0"  # count: variant by variant
+    poe = kaggle.Flow(kaggle.Settings(root=tmp_path, vote_rule="poe_cells"))._predict_args(60, 0, 8)
+    assert poe[poe.index("--vote-rule") + 1] == "poe_cells"
+    assert poe[poe.index("--cross-view-k") + 1] == "8"
 
 
 def test_settings_from_environment() -> None:

@@ -404,7 +404,7 @@ def test_candidates_of_another_dataset_or_with_pickled_arrays_are_refused(
     )
     report = tmp_path / "report.html"
     args = ["report", "--candidates", str(candidates), "--data", str(other), "--out", str(report)]
-    one_line_error(run_cli(*args), "predicted on another dataset", candidates.name)
+    one_line_error(run_cli(*args), "is not in the dataset", str(other))
     assert not report.exists()
 
     marker = tmp_path / "code-ran"

@@ -245,23 +245,34 @@ class Layout:
         """Board cells of examples ``rows`` of ``split``, int64 [B]."""
         return self.task_cells()[self._records(split, rows)[1]]
 
+    def buckets(
+        self, split: str, rows: np.ndarray, max_buckets: int
+    ) -> tuple[list[Bucket], np.ndarray]:
+        """At most ``max_buckets`` buckets for ``rows`` (each example weighs one) and each
+        row's bucket, int64 [N] (full boards: one bucket, the canvas)."""
+        rows = np.asarray(rows)
+        if not self.boxed:
+            full = Bucket(self.canvas * self.canvas, False)
+            return [full], np.zeros(len(rows), dtype=np.int64)
+        cells = self.row_cells(split, rows)
+        kinds, counts = np.unique(cells, return_counts=True)
+        lengths = plan_buckets(kinds, counts, max_buckets) if len(kinds) else np.array([1])
+        which = bucket_of(cells, lengths)
+        buckets = [
+            Bucket(int(n), bool((cells[which == b] < n).any())) for b, n in enumerate(lengths)
+        ]
+        return buckets, which
+
     def batches(
         self, split: str, rows: np.ndarray, size: int, max_buckets: int
     ) -> list[tuple[np.ndarray, Bucket]]:
         """``rows`` in batches of at most ``size`` of one bucket each, in the order of ``rows``
         within a bucket, buckets by length (full boards: consecutive batches of one bucket)."""
         rows = np.asarray(rows)
-        if not self.boxed:
-            bucket = Bucket(self.canvas * self.canvas, False)
-            return [(rows[i : i + size], bucket) for i in range(0, len(rows), size)]
-        cells = self.row_cells(split, rows)
-        kinds, counts = np.unique(cells, return_counts=True)
-        lengths = plan_buckets(kinds, counts, max_buckets)
-        which = bucket_of(cells, lengths)
+        buckets, which = self.buckets(split, rows, max_buckets)
         out = []
-        for b, length in enumerate(lengths.tolist()):
+        for b, bucket in enumerate(buckets):
             mine = rows[which == b]
-            bucket = Bucket(length, bool((cells[which == b] < length).any()))
             out += [(mine[i : i + size], bucket) for i in range(0, len(mine), size)]
         return out
 

@@ -288,6 +288,10 @@ class Flow:
         args += ["--max-time", f"{_inner(seconds):.0f}s", "--device", _device(gpus)]
         if batch:
             args += ["--batch-size", str(batch)]
+        # Cross-view scores only when the rule needs them: without them the views go strictly
+        # variant by variant, the best order for a prediction the time plan may cut short.
+        rule = self.settings.vote_rule
+        args += ["--vote-rule", rule, "--cross-view-k", "8" if rule.startswith("poe") else "0"]
         return args + (["--halt-early"] if self.settings.halt_early else [])
 
     def _ensure_valid(self) -> None:
@@ -320,11 +324,9 @@ class Flow:
         if not self.dataset_ready:
             raise FileNotFoundError("no dataset")
         dataset = Dataset.open(self.data)
-        candidates = Candidates.load(self.candidates)
-        candidates.check_dataset(dataset.fingerprint, self.candidates)
-        inputs = target_test_inputs(dataset)
+        votes = vote(Candidates.load(self.candidates), self.settings.vote_rule)
         attempts = self.settings.attempts
-        submission = submission_from_votes(vote(candidates, "count"), inputs, attempts)
+        submission = submission_from_votes(votes, target_test_inputs(dataset), attempts)
         write_submission(self.submission, submission, self.expected, attempts)
 
     def _self_score(self) -> dict:
