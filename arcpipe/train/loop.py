@@ -384,7 +384,11 @@ def _train(options: RunOptions, topo: dist.Topology) -> RunResult:
     with StopSignal() as stop:  # also shields the final evaluation and save
         reason = _loop(trainer, options, log, stop)
         last_eval = {}
-        if reason == "finished" or trainer.config.train.eval_interval == 0:
+        interval = trainer.config.train.eval_interval
+        # The loop leaves the last step's evaluation to here: at the end of the run, and at a
+        # --max-steps stop that falls on the evaluation schedule.
+        on_schedule = reason == "max-steps" and interval and trainer.step % interval == 0
+        if reason == "finished" or interval == 0 or on_schedule:
             last_eval = _evaluate_and_record(trainer, log)
         checkpoint = _checkpoint(trainer, run, last_eval)
         if topo.is_main:

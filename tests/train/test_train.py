@@ -306,3 +306,13 @@ def test_init_from_takes_the_architecture_from_the_source(sample_dataset: Path, 
     result = run_cli(*args)
     assert result.exit_code == 0, result.output
     assert load_checkpoint(post).config.model == load_checkpoint(source).config.model
+
+
+def test_a_max_steps_stop_on_the_evaluation_schedule_evaluates_its_last_step(
+    sample_dataset: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    sets = [*FAST, "train.eval_interval=2"]
+    assert run_cli(*train_args(sample_dataset, run, "--max-steps", "4", sets=sets)).exit_code == 0
+    assert [m["step"] for m in metrics(run) if "eval" in m] == [2, 4]
+    assert load_checkpoint(run / "best").state["step"] in (2, 4)
