@@ -133,6 +133,9 @@ class Trainer:
         # Per-step metrics since the last metrics.jsonl record; saved with each checkpoint so a
         # resumed run logs the same window averages as an uninterrupted one.
         self.log_window: list[dict[str, float]] = []
+        # metrics.jsonl records written up to this state: a resumed run drops the later ones
+        # (an evaluation recorded after the checkpoint of its step, say).
+        self.records: int | None = 0
         self.total_steps = max(
             1, int(cfg.epochs * self.sampler.examples_per_epoch() / cfg.global_batch_size)
         )
@@ -233,6 +236,7 @@ class Trainer:
             "dataset": dataset_identity(self.dataset),
             "best": self.best,
             "log_window": self.log_window,
+            "metrics_records": self.records,
             "world_size": self.topo.world_size,
             "arcpipe_version": __version__,
         }
@@ -302,6 +306,7 @@ class Trainer:
         self.elapsed = float(ckpt.state.get("elapsed_seconds", 0.0))
         self.best = dict(ckpt.state.get("best", {}))
         self.log_window = list(ckpt.state.get("log_window", []))
+        self.records = ckpt.state.get("metrics_records")
         if "carry" in t:
             local = {k: self._mine(v) for k, v in t["carry"].items()}
             for bucket in range(len(self.sampler.buckets)):
@@ -376,9 +381,9 @@ def _train(options: RunOptions, topo: dist.Topology) -> RunResult:
     if topo.is_main:
         run.mkdir(parents=True, exist_ok=True)
         save_config(trainer.config, run / "config.toml")
-        _truncate_metrics(run / "metrics.jsonl", trainer.step)
+        trainer.records = _truncate_metrics(run / "metrics.jsonl", trainer.step, trainer.records)
         _repair_best_link(run, trainer.best)
-    log = _MetricsLog(run / "metrics.jsonl", enabled=topo.is_main)
+    log = _MetricsLog(run / "metrics.jsonl", trainer)
     if topo.is_main and not options.quiet:
         _announce(trainer, resume_from is not None)
     with StopSignal() as stop:  # also shields the final evaluation and save
@@ -504,32 +509,36 @@ def _average(window: list[dict[str, float]]) -> dict[str, float]:
 
 
 class _MetricsLog:
-    """Append-only metrics.jsonl (rank 0 only)."""
+    """Append-only metrics.jsonl (rank 0 only), counted in the trainer's state."""
 
-    def __init__(self, path: Path, enabled: bool) -> None:
+    def __init__(self, path: Path, trainer: Trainer) -> None:
         self.path = path
-        self.enabled = enabled
+        self.trainer = trainer
 
     def write(self, record: dict) -> None:
-        if self.enabled:
+        if self.trainer.topo.is_main:
             with open(self.path, "ab") as f:
                 f.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+            self.trainer.records += 1
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop records after ``step`` (written after the checkpoint a resumed run restarts from),
-    and a last line cut short by a kill."""
+def _truncate_metrics(path: Path, step: int, records: int | None) -> int:
+    """Keep the first ``records`` records (those written before the checkpoint a resumed run
+    restarts from; ``None``, from a checkpoint that does not count them: those up to ``step``)
+    and drop a last line cut short by a kill. Returns the number kept."""
     if not path.exists():
-        return
+        return 0
     kept = []
     for line in path.read_bytes().splitlines(keepends=True):
         try:
             record = orjson.loads(line)
         except orjson.JSONDecodeError:
             break  # only the last line can be torn: every earlier one ended with its newline
-        if record["step"] <= step:
-            kept.append(line if line.endswith(b"\n") else line + b"\n")
+        if len(kept) == records or (records is None and record["step"] > step):
+            break
+        kept.append(line if line.endswith(b"\n") else line + b"\n")
     write_bytes_atomic(path, b"".join(kept))
+    return len(kept)
 
 
 def _announce(trainer: Trainer, resumed: bool) -> None:
