@@ -33,13 +33,24 @@ class _Group(click.Group):
             ctx.exit(130)
 
 
-# predict, score and report rank candidates by the same rules (arcpipe.arc.vote.RULES).
+# predict, vote, score and report rank candidates by the same rules (arcpipe.arc.vote.RULES,
+# spelled out here so that --help needs no numpy import).
+VOTE_RULES = ("count", "q_weighted", "consistency", "poe", "poe_cells", "poe_count")
 vote_rule_option = click.option(
     "--vote-rule",
-    type=click.Choice(["count", "q_weighted", "consistency"]),
+    type=click.Choice(VOTE_RULES),
     default="count",
     show_default=True,
-    help="How identical candidates are ranked (see arcpipe.arc.vote).",
+    help="How identical candidates are ranked: count (the reference), q_weighted, consistency, "
+    "poe (cross-view product of experts), poe_cells (poe per cell), poe_count (poe + log "
+    "count); see arcpipe.arc.vote.",
+)
+candidates_files_option = click.option(
+    "--candidates",
+    "candidates_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Candidates file written by predict; repeat it to merge runs (an ensemble).",
 )
 
 
@@ -280,7 +291,10 @@ def train(
         quiet=quiet,
     )
     result = run_training(options)
-    stdout.print(f"stopped at step {result.step} ({result.reason}); checkpoint {result.checkpoint}")
+    stdout.print(
+        f"stopped at step {result.step} ({result.reason}); this sitting ran steps "
+        f"{result.start_step + 1}-{result.step}; checkpoint {result.checkpoint}"
+    )
     if result.last_eval:
         shown = {k: v for k, v in result.last_eval.items() if k.startswith(("pass@", "exact"))}
         stdout.print("evaluation: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()))
@@ -316,6 +330,13 @@ def train(
     help="Views (augmented variants) per test input; 0: all.",
 )
 @click.option("--max-time", help="Stop inference after this long and keep the best so far.")
+@click.option(
+    "--sync-every",
+    default="60s",
+    show_default=True,
+    help="How often the submission is replaced by the current vote during inference (0s: after "
+    "every batch).",
+)
 @click.option("--halt-early", is_flag=True, help="Stop a view once its q_halt says halt.")
 @click.option("--batch-size", default=0, help="Views per batch (default 64 on GPU, 8 on CPU).")
 @click.option(
@@ -324,6 +345,13 @@ def train(
     help="Candidates file (default: next to the submission).",
 )
 @vote_rule_option
+@click.option(
+    "--cross-view-k",
+    default=8,
+    show_default=True,
+    help="Score each test input's top K grids (by count) under all its views, for the poe "
+    "rules; 0: no cross-view scores (views then go strictly variant by variant).",
+)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True)
 def predict(
@@ -334,10 +362,12 @@ def predict(
     attempts,
     views,
     max_time,
+    sync_every,
     halt_early,
     batch_size,
     candidates,
     vote_rule,
+    cross_view_k,
     device,
     quiet,
 ) -> None:
@@ -354,19 +384,66 @@ def predict(
             attempts=attempts,
             views=views,
             max_time=parse_duration(max_time),
+            sync_seconds=parse_duration(sync_every),
             halt_early=halt_early,
             batch_size=batch_size,
             candidates=candidates,
             vote_rule=vote_rule,
+            cross_view_k=cross_view_k,
             device=device,
             quiet=quiet,
         )
     )
-    note = " (stopped by --max-time)" if result.stopped else ""
+    note = {None: "", "max-time": " (stopped by --max-time)", "signal": " (stopped by a signal)"}[
+        result.stopped
+    ]
+    scoring = f" ({result.scoring_seconds:.1f}s cross-view scoring)" if cross_view_k else ""
     stdout.print(
-        f"{result.views_done:,}/{result.views_total:,} views in {result.seconds:.1f}s{note}, "
-        f"{result.malformed} malformed; submission {result.submission}; "
+        f"{result.views_done:,}/{result.views_total:,} views in {result.seconds:.1f}s{scoring}"
+        f"{note}, {result.malformed} malformed; submission {result.submission}; "
         f"candidates {result.candidates}"
+    )
+
+
+# ----------------------------------------------------------------------------- vote
+
+
+@main.command("vote")
+@click.argument("candidates", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The dataset the runs predicted (its target tasks and test inputs).",
+)
+@click.option(
+    "--out",
+    default=Path("submission.json"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where to write submission.json.",
+)
+@click.option("--attempts", default=2, show_default=True, help="Attempts per test input.")
+@vote_rule_option
+@click.option(
+    "--merged", type=click.Path(path_type=Path), help="Also write the merged candidates file."
+)
+def vote_command(
+    candidates: tuple[Path, ...],
+    data: Path,
+    out: Path,
+    attempts: int,
+    vote_rule: str,
+    merged: Path | None,
+) -> None:
+    """Vote CANDIDATES files (one run, or several merged: an ensemble) into submission.json."""
+    from arcpipe.arc.ensemble import vote_files
+
+    result = vote_files(list(candidates), data, out, vote_rule, attempts, merged)
+    stdout.print(
+        f"{len(candidates)} candidates file(s), {result.candidates:,} candidates, "
+        f"{result.test_inputs} test inputs voted by {vote_rule}; submission {out}"
+        + (f"; merged candidates {merged}" if merged else "")
     )
 
 
@@ -376,17 +453,20 @@ def predict(
 @main.command()
 @click.argument("submission", type=click.Path(path_type=Path))
 @click.argument("solutions", type=click.Path(path_type=Path))
-@click.option(
-    "--candidates",
-    type=click.Path(path_type=Path),
-    help="Also report pass@k over this candidates file.",
-)
+@candidates_files_option
 @vote_rule_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def score(
-    submission: Path, solutions: Path, candidates: Path | None, vote_rule: str, as_json: bool
+    submission: Path,
+    solutions: Path,
+    candidates_files: tuple[Path, ...],
+    vote_rule: str,
+    as_json: bool,
 ) -> None:
-    """Score SUBMISSION against SOLUTIONS (a *_solutions.json or any task SOURCE)."""
+    """Score SUBMISSION against SOLUTIONS (a *_solutions.json or any task SOURCE).
+
+    With --candidates, also pass@k of the candidates ranked by --vote-rule.
+    """
     import orjson
 
     from arcpipe.arc.score import load_solutions, score_submission
@@ -395,12 +475,12 @@ def score(
     truths = load_solutions(solutions)
     result = score_submission(load_submission(submission), truths, file=submission)
     summary = result.to_dict()
-    if candidates is not None:
-        from arcpipe.arc.candidates import Candidates
+    if candidates_files:
+        from arcpipe.arc.candidates import merge_runs
         from arcpipe.arc.vote import pass_at_k, vote
 
         ks = (1, 2, 5, 10, 100, 1000)
-        votes = vote(Candidates.load(candidates), vote_rule)
+        votes = vote(merge_runs(list(candidates_files)), vote_rule)
         summary["candidates"] = {"vote_rule": vote_rule, **pass_at_k(votes, truths, ks)}
     if as_json:
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
@@ -433,12 +513,7 @@ def score(
 
 
 @main.command()
-@click.option(
-    "--candidates",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Candidates file written by predict.",
-)
+@candidates_files_option
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Dataset directory.")
 @click.option(
     "--submission",
@@ -446,24 +521,39 @@ def score(
     help="Show this submission's attempts (default: the top-2 votes).",
 )
 @click.option(
+    "--run",
+    "runs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Also plot this run directory's curves (metrics.jsonl); repeatable.",
+)
+@click.option(
     "--out", default=Path("report.html"), show_default=True, type=click.Path(path_type=Path)
 )
 @vote_rule_option
 def report(
-    candidates: Path, data: Path, submission: Path | None, out: Path, vote_rule: str
+    candidates_files: tuple[Path, ...],
+    data: Path,
+    submission: Path | None,
+    runs: tuple[Path, ...],
+    out: Path,
+    vote_rule: str,
 ) -> None:
-    """Write an HTML page of every task: pairs, test inputs, attempts, truth and votes."""
-    from arcpipe.arc.candidates import Candidates
+    """Write an HTML page of every task: pairs, test inputs, attempts, truth, votes by rule."""
+    from arcpipe.arc.candidates import merge_runs
     from arcpipe.arc.submission import load_submission
     from arcpipe.data.dataset import Dataset
     from arcpipe.report import write_report
 
+    if not candidates_files:
+        raise ArcpipeError("--candidates is required (a candidates file written by predict)")
     summary = write_report(
-        Candidates.load(candidates),
+        merge_runs(list(candidates_files)),
         Dataset.open(data),
         out,
         submission=None if submission is None else load_submission(submission),
         rule=vote_rule,
+        runs=list(runs),
     )
     stdout.print(f"{summary.tasks} tasks, {summary.solved} solved; report {out}")
 

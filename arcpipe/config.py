@@ -42,6 +42,7 @@ class ModelConfig:
     supervision_steps: int = 16  # N_sup: ACT steps per sample (reference: halt_max_steps)
     halt_exploration_prob: float = 0.1  # chance a training sample gets a random minimum of steps
     state: str = "two"  # "two" (TRM: y and z) or "single" (URM: one hidden state h)
+    halt_init_bias: float = -5.0  # initial bias of the q_halt logit (reference: halting starts off)
     token_mixer: str = "attention"  # "attention" or "mlp" (the reference's mlp_t)
     mlp: str = "swiglu"  # "swiglu" or "conv_swiglu" (URM: a causal depthwise conv inside)
     conv_param_dtype: str = "bfloat16"  # storage of conv_swiglu's filter (URM: bfloat16, §9.1)
@@ -50,6 +51,7 @@ class ModelConfig:
     puzzle_emb_len: int = 16  # prefix positions (puzzle vector first); 0: ceil(dim / D), URM's
     rms_norm_eps: float = 1e-5
     rope_theta: float = 10000.0
+    board: str = "full"  # "full" canvas (reference) or "boxed": only each task's box of cells
 
     def __post_init__(self) -> None:
         _check_choice("model.state", self.state, ("two", "single"))
@@ -57,6 +59,12 @@ class ModelConfig:
         _check_choice("model.mlp", self.mlp, ("swiglu", "conv_swiglu"))
         _check_choice("model.conv_param_dtype", self.conv_param_dtype, ("bfloat16", "float32"))
         _check_choice("model.pos_encodings", self.pos_encodings, ("rope", "learned", "none"))
+        _check_choice("model.board", self.board, ("full", "boxed"))
+        if self.board == "boxed" and self.token_mixer != "attention":
+            raise ArcpipeError(
+                "model.board = boxed needs model.token_mixer = attention (the MLP mixer's weights "
+                "are tied to the full canvas)"
+            )
         if self.hidden_size % self.num_heads:
             raise ArcpipeError(
                 f"model.hidden_size ({self.hidden_size}) must be a multiple of model.num_heads "
@@ -98,7 +106,7 @@ class TrainConfig:
     lr: float = 1e-4
     lr_warmup_steps: int = 2000
     lr_schedule: str = "constant"  # "constant" after warmup (reference) or "cosine"
-    lr_min_ratio: float = 1.0  # cosine floor as a fraction of lr
+    lr_min_ratio: float = 1.0  # cosine floor as a fraction of lr; must stay 1.0 when constant
     optimizer: str = "adam_atan2"  # "adam_atan2" (reference), "adamw", or "muon" (URM ARC-AGI-2)
     beta1: float = 0.9
     beta2: float = 0.95
@@ -121,6 +129,7 @@ class TrainConfig:
     best_metric: str = "pass@2"  # metric that selects the best/ checkpoint
     checkpoint_interval: int = 0  # steps between checkpoints; 0: at evaluations and the end
     keep_checkpoints: int = 2  # step-N checkpoints kept besides best/ and last/
+    board_buckets: int = 6  # boxed boards: sequence lengths at most (an ACT carry each)
 
     def __post_init__(self) -> None:
         _check_choice("train.lr_schedule", self.lr_schedule, ("constant", "cosine"))
@@ -128,8 +137,18 @@ class TrainConfig:
         _check_choice("train.loss", self.loss, ("stablemax", "softmax"))
         _check_choice("train.dtype", self.dtype, ("auto", "float32", "bfloat16"))
         _check_choice("train.eval_split", self.eval_split, ("auto", "val", "test"))
+        if self.lr_schedule == "constant" and self.lr_min_ratio != 1.0:
+            # The reference has one schedule, a cosine from lr down to lr x lr_min_ratio, which is
+            # constant only at ratio 1; ignoring the ratio would silently train another schedule.
+            raise ArcpipeError(
+                f'train.lr_min_ratio = {self.lr_min_ratio} needs train.lr_schedule = "cosine" '
+                "(the reference decays with a cosine to that floor); the constant schedule "
+                "takes only lr_min_ratio = 1.0"
+            )
         if self.global_batch_size < 1:
             raise ArcpipeError("train.global_batch_size must be >= 1")
+        if self.board_buckets < 1:
+            raise ArcpipeError("train.board_buckets must be >= 1")
 
 
 @dataclass
@@ -157,28 +176,56 @@ def shipped_configs() -> list[str]:
 def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Load a shipped recipe by name, or a TOML file by path, then apply ``key=value`` overrides.
 
+    A recipe may start from another: ``base = "arc1"`` (a shipped name, or a path relative to
+    the recipe) takes that recipe's values, and the recipe's own tables change some of them.
+
     Raises:
         ArcpipeError: unknown recipe, unreadable TOML, unknown key or wrongly typed value.
     """
-    path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = CONFIG_DIR / f"{name_or_path}.toml"
-        if not path.exists():
-            raise ArcpipeError(
-                f"no config named {name_or_path!r}; shipped: {', '.join(shipped_configs())}"
-            )
-    try:
-        raw = tomllib.loads(path.read_text())
-    except OSError as err:
-        raise ArcpipeError(f"cannot read: {err.strerror or err}", file=path) from None
-    except tomllib.TOMLDecodeError as err:
-        raise ArcpipeError(f"not valid TOML: {err}", file=path) from None
+    path = _recipe_path(name_or_path)
+    raw = _read_recipe(path, ())
     for item in overrides:
         _apply_override(raw, item)
     try:
         return config_from_dict(raw)
     except ArcpipeError as err:
         raise err.located(file=path) from None
+
+
+def _recipe_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    path = Path(name_or_path)
+    if relative_to is not None and not path.is_absolute() and path.suffix:
+        path = relative_to / path
+    if not path.suffix and not path.exists():
+        path = CONFIG_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            raise ArcpipeError(
+                f"no config named {name_or_path!r}; shipped: {', '.join(shipped_configs())}"
+            )
+    return path
+
+
+def _read_recipe(path: Path, seen: tuple[Path, ...]) -> dict:
+    """A recipe's raw tables, its ``base`` recipe's values under them."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as err:
+        raise ArcpipeError(f"cannot read: {err.strerror or err}", file=path) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ArcpipeError(f"not valid TOML: {err}", file=path) from None
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    base_path = _recipe_path(base, path.parent)
+    if base_path.resolve() in seen:
+        raise ArcpipeError(f"base recipe {base!r} leads back to itself", file=path)
+    merged = _read_recipe(base_path, (*seen, path.resolve()))
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            merged.setdefault(key, {}).update(value)
+        else:
+            merged[key] = value
+    return merged
 
 
 # Settings a resumed run may change: how long it runs and what it logs, evaluates and keeps, not

@@ -2,8 +2,8 @@
 
 build-data (data/sample, 10x10 canvas) -> train (the ``tiny`` recipe, or ``urm_tiny`` for the
 Universal Reasoning Model) -> predict (two attempts, every view) -> score (against the sample
-solutions) -> report (HTML). Everything lands under one folder; the score and the paths are
-printed at the end.
+solutions) -> report (HTML, with the run's curves). Everything lands under one folder; the score
+and the paths are printed at the end.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def run_demo(
         Dataset.open(out / "data"),
         report,
         submission=load_submission(submission),
+        runs=[run],
     )
     return DemoResult(
         data=data,

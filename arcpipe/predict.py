@@ -2,19 +2,31 @@
 
 Each view (an example row of the test or validation split) runs ``N_sup`` supervision steps from a
 fresh y and z (or URM's h), as the reference evaluates; with ``halt_early`` a row stops at the first
-step whose ``q_halt > 0`` (a speed option). The final answer is cropped at EOS, checked (non-empty),
-and inverted (dihedral, then colours) into its task's frame. Under torchrun the rows are split
+step whose ``q_halt > 0`` (a speed option). The final answer is cropped at EOS, checked (non-empty:
+an empty crop is dropped, where the reference counts it as a vote), and inverted (dihedral, then
+colours) into its task's frame. With ``cross_view_k`` > 0 each test input's top K grids by count
+are then scored under every one of its views (:mod:`arcpipe.arc.crossview`), so that the
+candidates file can be voted by every rule without the model. Under torchrun the rows are split
 across ranks and the candidates gathered.
 
-A complete fallback submission is written before inference starts and replaced atomically with
-the current vote as views complete; ``max_time`` stops inference and keeps the best submission
-from the views done. Views are visited variant by variant across all tasks (every test input's
-original first), so a stopped run has spread its views evenly.
+Boxed boards (:mod:`arcpipe.data.layout`) run in batches of one bucket of board lengths each.
+
+The checkpoint and dataset are checked before anything is written. A complete fallback
+submission is then written (unless the output already holds a valid submission for these tasks,
+which stays until the first vote replaces it) and replaced atomically with the current vote as
+views complete; ``max_time``, SIGTERM and SIGINT stop inference after the current batch and keep
+the vote of the views done. The order of the views (:func:`plan_batches`) is chosen for a
+stopped run: without cross-view scoring they go variant by variant across all tasks (every test
+input's original first), so the views done are spread evenly; with it, the first few variants
+of every test input go first in that way, then the rest test input by test input, which bounds
+the log-probability tables held in memory to those of the open test inputs.
 """
 
 from __future__ import annotations
 
+import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,15 +34,23 @@ import numpy as np
 import torch
 
 from arcpipe.arc.candidates import Candidates
-from arcpipe.arc.encode import tokens_to_grid
-from arcpipe.arc.submission import fallback_submission, submission_from_votes, write_submission
-from arcpipe.arc.vote import vote
+from arcpipe.arc.crossview import CrossViewScorer
+from arcpipe.arc.submission import (
+    fallback_submission,
+    load_submission,
+    submission_from_votes,
+    validate_submission,
+    write_submission,
+)
+from arcpipe.arc.vote import CROSS_VIEW_RULES, vote
 from arcpipe.data.dataset import Dataset
+from arcpipe.data.layout import Bucket, Layout
 from arcpipe.data.sampler import encode_batch
 from arcpipe.errors import ArcpipeError
 from arcpipe.model.trm import TRM
 from arcpipe.precision import autocast
 from arcpipe.progress import Progress
+from arcpipe.runtime import StopSignal
 from arcpipe.train.checkpoint import (
     inference_model,
     load_checkpoint,
@@ -46,9 +66,10 @@ class ViewOutputs:
 
     tokens: np.ndarray  # uint8 (B, S) predicted board
     logprob: np.ndarray  # float32 (B, S) log-probability of each predicted token
-    q_halt: np.ndarray  # float32 (B,) sigmoid of the halting logit at the final step
+    q_halt: np.ndarray  # float64 (B,) sigmoid of the halting logit at the final step
     exact: np.ndarray  # bool (B,) every supervised cell right (False when unsupervised)
     steps: np.ndarray  # int32 (B,) supervision steps run
+    tables: np.ndarray | None = None  # float32 (B, S, V) every token's log-probability, if kept
 
 
 @torch.no_grad()
@@ -60,18 +81,31 @@ def run_views(
     device: torch.device,
     halt_early: bool = False,
     loss_kind: str = "stablemax",
+    keep_tables: bool = False,
+    layout: Layout | None = None,
+    bucket: Bucket | None = None,
 ) -> ViewOutputs:
-    """Run one batch of views for N_sup steps (or until they halt)."""
-    batch = encode_batch(dataset, split, rows).to(device)
-    size = len(rows)
-    state = model.initial_state(size, device)
-    final_logits = torch.empty(size, dataset.seq_len, model.vocab_size, device=device)
+    """Run one batch of views for N_sup steps (or until they halt).
+
+    ``keep_tables`` also returns every token's final log-probability (for cross-view scoring);
+    with a boxed ``layout`` the boards are those of one ``bucket``.
+    """
+    batch = encode_batch(dataset, split, rows, layout, bucket).to(device)
+    size, board_len = batch.inputs.shape
+    state = model.initial_state(size, device, board_len)
+    final_logits = torch.empty(size, board_len, model.vocab_size, device=device)
     final_q = torch.empty(size, device=device)
     steps = torch.zeros(size, dtype=torch.int32, device=device)
     active = torch.arange(size, device=device)
     with autocast(device, model.compute_dtype):
         for step in range(1, model.config.supervision_steps + 1):
-            out = model(state, batch.inputs[active], batch.puzzle_ids[active])
+            out = model(
+                state,
+                batch.inputs[active],
+                batch.puzzle_ids[active],
+                None if batch.positions is None else batch.positions[active],
+                None if batch.mask is None else batch.mask[active],
+            )
             last = step == model.config.supervision_steps
             done = (
                 torch.ones_like(out.q_halt, dtype=torch.bool)
@@ -100,40 +134,93 @@ def run_views(
     return ViewOutputs(
         tokens.to(torch.uint8).cpu().numpy(),
         best.float().cpu().numpy(),
-        torch.sigmoid(final_q).cpu().numpy(),
+        torch.sigmoid(final_q.double()).cpu().numpy(),  # float64, as the reference's evaluator
         exact.cpu().numpy(),
         steps.cpu().numpy(),
+        logp.float().cpu().numpy() if keep_tables else None,
     )
 
 
 def to_candidates(
-    dataset: Dataset, split: str, rows: np.ndarray, outputs: ViewOutputs
+    dataset: Dataset,
+    split: str,
+    rows: np.ndarray,
+    outputs: ViewOutputs,
+    layout: Layout | None = None,
 ) -> Candidates:
     """Crop, check and invert each view's answer; malformed (empty) answers are dropped."""
-    task_ids = target_task_ids(dataset, split)
+    layout = layout or Layout(dataset, "full")
+    task_ids, num_tests = target_tasks(dataset, split)
     index = {t: i for i, t in enumerate(task_ids)}
-    tests_of = {t.id: t.num_test for t in dataset.tasks}
-    num_tests = [tests_of[t] for t in task_ids]
     records, grids, malformed = [], [], 0
-    canvas = dataset.canvas
+    boxes = layout.boxes(split, rows)
     for k, row in enumerate(rows):
         view = dataset.view(split, int(row))
-        grid = tokens_to_grid(outputs.tokens[k], canvas)
+        grid = layout.crop(outputs.tokens[k], boxes[k])
         if grid.size == 0:
             malformed += 1
             continue
         h, w = grid.shape
-        logprob = float(outputs.logprob[k].reshape(canvas, canvas)[:h, :w].mean())
+        board = outputs.logprob[k][: boxes[k].prod()].reshape(boxes[k])
+        logprob = float(board[:h, :w].mean())
         grids.append(view.transform.invert(grid))
         records.append((index[view.task_id], view.pair_index, row, outputs.q_halt[k], logprob))
     columns = list(zip(*records)) if records else [[]] * 5
     return Candidates.from_grids(
         task_ids,
-        np.array(num_tests),
+        num_tests,
         *columns,
         grids,
         meta={"dataset": dataset.fingerprint, "split": split, "malformed": malformed},
     )
+
+
+def target_tasks(dataset: Dataset, split: str) -> tuple[list[str], np.ndarray]:
+    """The ids of the tasks with examples in ``split`` and their numbers of test inputs."""
+    task_ids = target_task_ids(dataset, split)
+    tests_of = {t.id: t.num_test for t in dataset.tasks}
+    return task_ids, np.array([tests_of[t] for t in task_ids], dtype=np.int32)
+
+
+def make_scorer(
+    dataset: Dataset, split: str, batches: list[np.ndarray], k: int
+) -> CrossViewScorer | None:
+    """A cross-view scorer expecting the views of ``batches`` (None when ``k`` is 0)."""
+    if k <= 0:
+        return None
+    rows = np.concatenate([np.asarray(b, dtype=np.int64) for b in batches] or [np.zeros(0, int)])
+    expected = Counter(np.asarray(dataset.examples(split)[rows, 1]).tolist())
+    return CrossViewScorer(k, expected, *target_tasks(dataset, split))
+
+
+def predict_batch(
+    model: TRM,
+    dataset: Dataset,
+    split: str,
+    rows: np.ndarray,
+    device: torch.device,
+    halt_early: bool,
+    loss_kind: str,
+    scorer: CrossViewScorer | None,
+    layout: Layout,
+    bucket: Bucket,
+) -> tuple[Candidates, ViewOutputs]:
+    """One batch of views (of one bucket of boards) -> candidates, with the scores of the test
+    inputs it completes."""
+    keep = scorer is not None
+    out = run_views(
+        model, dataset, split, rows, device, halt_early, loss_kind, keep, layout, bucket
+    )
+    part = to_candidates(dataset, split, rows, out, layout)
+    if scorer is not None:
+        part = part.with_scores(scorer.add(dataset, split, rows, out.tables, part, layout))
+    return part, out
+
+
+def scores_part(dataset: Dataset, split: str, scores: tuple) -> Candidates:
+    """No candidates, only cross-view scores (those of test inputs left open at the end)."""
+    task_ids, num_tests = target_tasks(dataset, split)
+    return Candidates.from_grids(task_ids, num_tests, [], [], [], [], [], [], scores=scores)
 
 
 def target_task_ids(dataset: Dataset, split: str) -> list[str]:
@@ -147,13 +234,17 @@ def view_rows(dataset: Dataset, split: str, views: int = 0) -> np.ndarray:
 
     Variants are in build order (the original first), so the choice is deterministic.
     """
-    records = np.asarray(dataset.examples(split))
+    count = len(dataset.examples(split))
     if views <= 0:
-        return np.arange(len(records))
-    variants = np.asarray(dataset.arrays["variants"])
+        return np.arange(count)
+    return np.flatnonzero(variant_rank(dataset, split, np.arange(count)) < views)
+
+
+def variant_rank(dataset: Dataset, split: str, rows: np.ndarray) -> np.ndarray:
+    """int64 [N] each row's variant index within its task (0: the original)."""
+    variant = np.asarray(dataset.examples(split)[rows, 0])
     first_variant = np.array([t.first_variant for t in dataset.tasks])
-    rank = records[:, 0] - first_variant[variants[records[:, 0], 0]]
-    return np.flatnonzero(rank < views)
+    return variant - first_variant[np.asarray(dataset.arrays["variants"])[variant, 0]]
 
 
 def predict_candidates(
@@ -167,23 +258,38 @@ def predict_candidates(
     world_size: int = 1,
     halt_early: bool = False,
     loss_kind: str = "stablemax",
+    cross_view_k: int = 0,
+    layout: Layout | None = None,
+    max_buckets: int = 1,
 ) -> tuple[Candidates, dict[str, float]]:
     """Predict ``rows`` of ``split`` (this rank's share), gather, and return all candidates.
 
+    Boxed boards (``layout``) run in batches of one bucket each (at most ``max_buckets``).
+
     Returns:
-        the candidates (on every rank) and view-level metrics: exact accuracy per view (over the
-        views with labels) and the mean number of steps run.
+        the candidates (on every rank; with cross-view scores of the top ``cross_view_k`` grids
+        per test input) and view-level metrics: exact accuracy per view (over the views with
+        labels) and the mean number of steps run.
     """
-    mine = np.array_split(rows, world_size)[rank]
+    layout = layout or Layout(dataset, "full")
+    plan = plan_batches(dataset, split, rows, batch_size, world_size, cross_view_k > 0)
+    mine = bucketed(plan, layout, split, rows, max_buckets)[rank]
+    scorer = make_scorer(dataset, split, [chunk for chunk, _ in mine], cross_view_k)
     parts, exact, labelled, steps = [], 0, 0, 0
-    for lo in range(0, len(mine), batch_size):
-        chunk = mine[lo : lo + batch_size]
-        out = run_views(model, dataset, split, chunk, device, halt_early, loss_kind)
-        parts.append(to_candidates(dataset, split, chunk, out))
+    for chunk, bucket in mine:
+        if not len(chunk):
+            continue
+        part, out = predict_batch(
+            model, dataset, split, chunk, device, halt_early, loss_kind, scorer, layout, bucket
+        )
+        parts.append(part)
         exact += int(out.exact.sum())
         labelled += int(_labelled(dataset, split, chunk).sum())
         steps += int(out.steps.sum())
-    gathered = gather_objects((parts, exact, labelled, steps, len(mine)))
+    if scorer is not None:
+        parts.append(scores_part(dataset, split, scorer.finish()))
+    views = sum(len(chunk) for chunk, _ in mine)
+    gathered = gather_objects((parts, exact, labelled, steps, views))
     all_parts = [p for g in gathered for p in g[0]]
     if not all_parts:
         all_parts = [to_candidates(dataset, split, rows[:0], _empty_outputs())]
@@ -192,7 +298,9 @@ def predict_candidates(
         "exact_accuracy": float(totals[0] / max(1, totals[1])),
         "mean_steps": float(totals[2] / max(1, totals[3])),
     }
-    return Candidates.concat(all_parts), metrics
+    candidates = Candidates.concat(all_parts)
+    candidates.meta["cross_view_k"] = cross_view_k
+    return candidates, metrics
 
 
 def _labelled(dataset: Dataset, split: str, rows: np.ndarray) -> np.ndarray:
@@ -206,6 +314,8 @@ def _empty_outputs() -> ViewOutputs:
 
 
 # ----------------------------------------------------------------------------- the command
+
+CROSS_VIEW_K = 8  # default --cross-view-k
 
 
 @dataclass
@@ -223,8 +333,9 @@ class PredictOptions:
     batch_size: int = 0  # 0: 64 on GPU, 8 on CPU
     candidates: Path | None = None  # default: next to the submission
     vote_rule: str = "count"
+    cross_view_k: int = CROSS_VIEW_K  # grids per test input scored under every view; 0: none
     device: str = "auto"
-    sync_seconds: float = 60.0  # how often the submission is refreshed during inference
+    sync_seconds: float = 60.0  # seconds between submission refreshes (0: after every batch)
     quiet: bool = False
 
 
@@ -238,7 +349,8 @@ class PredictResult:
     views_total: int
     malformed: int
     seconds: float
-    stopped: bool  # True when max_time ended inference early
+    stopped: str | None = None  # why inference ended early: "max-time" or "signal"
+    scoring_seconds: float = 0.0  # of ``seconds``, spent on cross-view scores (this rank)
 
 
 def resolve_checkpoint(run: Path | None, which: str) -> Path:
@@ -264,13 +376,72 @@ def target_test_inputs(dataset: Dataset) -> dict[str, list[np.ndarray]]:
     }
 
 
-def interleaved(dataset: Dataset, rows: np.ndarray) -> np.ndarray:
+def interleaved(dataset: Dataset, split: str, rows: np.ndarray) -> np.ndarray:
     """``rows`` ordered by each view's variant rank within its task, originals first."""
-    records = np.asarray(dataset.examples("test"))
-    variants = np.asarray(dataset.arrays["variants"])
-    first_variant = np.array([t.first_variant for t in dataset.tasks])
-    rank = records[rows, 0] - first_variant[variants[records[rows, 0], 0]]
-    return rows[np.argsort(rank, kind="stable")]
+    return rows[np.argsort(variant_rank(dataset, split, rows), kind="stable")]
+
+
+PREFIX_VIEWS = 8  # with cross-view scoring: variants of every test input visited first
+
+
+def plan_batches(
+    dataset: Dataset,
+    split: str,
+    rows: np.ndarray,
+    batch: int,
+    world_size: int = 1,
+    by_test_input: bool = False,
+) -> list[list[np.ndarray]]:
+    """Each rank's batches of example rows, in visiting order: ``plan[rank][j]``.
+
+    Without ``by_test_input`` the rows go variant by variant across all tasks, originals first,
+    each round of ``batch x world_size`` rows split evenly across the ranks. With it (cross-view
+    scoring), each test input belongs to one rank (balanced by views); a rank visits the first
+    :data:`PREFIX_VIEWS` variants of all its test inputs in that interleaved way, then the rest
+    test input by test input, so that a stopped run still has a few views of every test input
+    while only one test input beyond those prefixes is open at a time.
+    """
+    ordered = interleaved(dataset, split, np.asarray(rows))
+    if not by_test_input:
+        rounds = np.array_split(ordered, max(1, -(-len(ordered) // (batch * world_size))))
+        return [[np.array_split(c, world_size)[r] for c in rounds] for r in range(world_size)]
+    pairs = np.asarray(dataset.examples(split)[ordered, 1])  # each row's test input
+    _, first, inverse, sizes = np.unique(
+        pairs, return_index=True, return_inverse=True, return_counts=True
+    )
+    visit = np.argsort(first, kind="stable")  # test inputs in the order they are first met
+    owner, load = np.empty(len(visit), dtype=np.int64), np.zeros(world_size, dtype=np.int64)
+    for i in visit:
+        owner[i] = np.argmin(load)
+        load[owner[i]] += sizes[i]
+    position = np.empty(len(visit), dtype=np.int64)
+    position[visit] = np.arange(len(visit))
+    in_prefix = variant_rank(dataset, split, ordered) < PREFIX_VIEWS
+    plan = []
+    for r in range(world_size):
+        mine = np.flatnonzero(owner[inverse] == r)
+        rest = mine[~in_prefix[mine]]
+        rest = rest[np.argsort(position[inverse[rest]], kind="stable")]
+        own = ordered[np.concatenate([mine[in_prefix[mine]], rest])]
+        plan.append([own[j : j + batch] for j in range(0, len(own), batch)])
+    return plan
+
+
+def bucketed(
+    plan: list[list[np.ndarray]], layout: Layout, split: str, rows: np.ndarray, max_buckets: int
+) -> list[list[tuple[np.ndarray, Bucket]]]:
+    """The plan's batches, each split into one batch per bucket of boards (one for full
+    boards), the buckets chosen over all of ``rows``; the order within a batch is kept."""
+    buckets, which = layout.buckets(split, rows, max_buckets)
+    bucket_of = dict(zip(np.asarray(rows).tolist(), which.tolist()))
+    out = []
+    for batches in plan:
+        mine = []
+        for chunk in batches:
+            ids = np.array([bucket_of[int(r)] for r in chunk], dtype=np.int64)
+            mine += [(chunk[ids == b], buckets[b]) for b in np.unique(ids)] or [(chunk, buckets[0])]
+        out.append(mine)
+    return out
 
 
 def predict(options: PredictOptions) -> PredictResult:
@@ -285,27 +456,27 @@ def predict(options: PredictOptions) -> PredictResult:
 def _predict(options: PredictOptions, topo) -> PredictResult:
     start = time.monotonic()
     dataset = Dataset.open(options.data)
-    if options.attempts < 1:
-        raise ArcpipeError("--attempts must be >= 1")
+    _check_options(options)
+    ckpt = load_checkpoint(resolve_checkpoint(options.run, options.checkpoint))
+    model = inference_model(ckpt, dataset, topo.device)  # refused before anything is written
+    layout = Layout(dataset, ckpt.config.model.board)
     test_inputs = target_test_inputs(dataset)
     expected = {t: len(g) for t, g in test_inputs.items()}
     candidates_path = options.candidates or options.out.with_suffix(".candidates.npz")
-    if topo.is_main:
-        write_submission(
-            options.out,
-            fallback_submission(test_inputs, options.attempts),
-            expected,
-            options.attempts,
-        )
-    ckpt = load_checkpoint(resolve_checkpoint(options.run, options.checkpoint))
-    model = inference_model(ckpt, dataset, topo.device)
+    if topo.is_main and not _holds_valid_submission(options.out, expected, options.attempts):
+        fallback = fallback_submission(test_inputs, options.attempts)
+        write_submission(options.out, fallback, expected, options.attempts)
     loss_kind = ckpt.config.train.loss
     batch = options.batch_size or (64 if topo.device.type == "cuda" else 8)
-    rows = interleaved(dataset, view_rows(dataset, "test", options.views))
-    rounds = np.array_split(rows, max(1, -(-len(rows) // (batch * topo.world_size))))
+    rows = view_rows(dataset, "test", options.views)
+    k = options.cross_view_k
+    plan = plan_batches(dataset, "test", rows, batch, topo.world_size, by_test_input=k > 0)
+    plan = bucketed(plan, layout, "test", rows, ckpt.config.train.board_buckets)
+    own = plan[topo.rank]
+    scorer = make_scorer(dataset, "test", [chunk for chunk, _ in own], k)
     mine: list[Candidates] = []
     gathered: list[Candidates] = []
-    done, stopped, last_sync = 0, False, time.monotonic()
+    done, stopped, last_sync = 0, None, time.monotonic()
 
     def sync() -> None:
         nonlocal mine
@@ -315,33 +486,69 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
         if topo.is_main and gathered:
             _write_outputs(gathered, test_inputs, expected, options, candidates_path)
 
-    with Progress("predict", len(rows), quiet=options.quiet or not topo.is_main) as bar:
-        for chunk in rounds:
-            share = np.array_split(chunk, topo.world_size)[topo.rank]
+    quiet = options.quiet or not topo.is_main
+    with StopSignal() as signal_stop, Progress("predict", len(rows), quiet=quiet) as bar:
+        for j in range(max(len(batches) for batches in plan)):
+            sys.audit("arcpipe.predict.batch", done)  # a fault-injection point (arcpipe.faults)
+            share, bucket = own[j] if j < len(own) else (rows[:0], None)
             if len(share):
-                out = run_views(
-                    model, dataset, "test", share, topo.device, options.halt_early, loss_kind
-                )
-                mine.append(to_candidates(dataset, "test", share, out))
-            done += len(chunk)
-            bar.advance(len(chunk))
-            elapsed = time.monotonic() - start
-            stop = options.max_time is not None and elapsed > options.max_time
-            refresh = time.monotonic() - last_sync > options.sync_seconds
-            stop, refresh = broadcast_object((stop, refresh))
-            if stop:
-                stopped = True
+                part, _ = predict_batch(
+                    model, dataset, "test", share, topo.device, options.halt_early, loss_kind,
+                    scorer, layout, bucket,
+                )  # fmt: skip
+                mine.append(part)
+            size = sum(len(batches[j][0]) for batches in plan if j < len(batches))
+            done += size
+            bar.advance(size)
+            reason = None
+            if signal_stop.received is not None:
+                reason = "signal"
+            elif options.max_time is not None and time.monotonic() - start > options.max_time:
+                reason = "max-time"
+            refresh = time.monotonic() - last_sync >= options.sync_seconds
+            reason, refresh = broadcast_object((reason, refresh))  # rank 0 decides for all
+            if reason is not None and done < len(rows):
+                stopped = reason
                 break
             if refresh:
                 sync()
                 last_sync = time.monotonic()
+        if scorer is not None:
+            mine.append(scores_part(dataset, "test", scorer.finish()))
         sync()
     malformed = sum(int(c.meta.get("malformed", 0)) for c in gathered)
     if topo.is_main and not gathered:
         _write_outputs([], test_inputs, expected, options, candidates_path)
     return PredictResult(
-        options.out, candidates_path, done, len(rows), malformed, time.monotonic() - start, stopped
+        options.out,
+        candidates_path,
+        done,
+        len(rows),
+        malformed,
+        time.monotonic() - start,
+        stopped,
+        0.0 if scorer is None else scorer.seconds,
     )
+
+
+def _holds_valid_submission(path: Path, expected: dict[str, int], attempts: int) -> bool:
+    """Whether ``path`` already holds a complete, valid submission for these test inputs."""
+    if not path.is_file():
+        return False
+    try:
+        validate_submission(load_submission(path), expected, path, attempts)
+    except ArcpipeError:
+        return False
+    return True
+
+
+def _check_options(options: PredictOptions) -> None:
+    if options.attempts < 1:
+        raise ArcpipeError("--attempts must be >= 1")
+    if options.cross_view_k < 0:
+        raise ArcpipeError("--cross-view-k must be >= 0")
+    if options.vote_rule in CROSS_VIEW_RULES and options.cross_view_k == 0:
+        raise ArcpipeError(f"--vote-rule {options.vote_rule} needs --cross-view-k >= 1")
 
 
 def _write_outputs(parts, test_inputs, expected, options: PredictOptions, candidates_path) -> None:
@@ -354,6 +561,7 @@ def _write_outputs(parts, test_inputs, expected, options: PredictOptions, candid
             )
         ]
     candidates = Candidates.concat(parts)
+    candidates.meta["cross_view_k"] = options.cross_view_k
     candidates.save(candidates_path)
     submission = submission_from_votes(
         vote(candidates, options.vote_rule), test_inputs, options.attempts

@@ -2,10 +2,14 @@
 
 At the top, a summary: tasks, test inputs, solved tasks and inputs, pass@1 and pass@2 (per task
 then over tasks, and over all test outputs) when the truth is known, the number of candidates and
-malformed views, the voting rule and where the attempts come from. Then one section per target
-task: its train pairs (input -> output); per test input the input grid, the attempts (from a
-submission, else the top-2 voted grids) marked right or wrong when the truth is known, the truth,
-and the top vote groups with their counts, mean sigmoid(q_halt) and whether they equal the truth.
+malformed views, the voting rule and where the attempts come from; given run directories, their
+curves (loss, exact accuracy, mean ACT steps, learning rate, evaluation pass@2; see
+:mod:`arcpipe.plots`).
+Then one section per target task: its train pairs (input -> output); per test input the input
+grid, the attempts (from a submission, else the top-2 voted grids) marked right or wrong when the
+truth is known, the truth, the top vote groups with their counts, mean sigmoid(q_halt) and whether
+they equal the truth, and each voting rule's top two with the scores behind them (every distinct
+grid drawn once, lettered).
 
 Buttons filter the tasks (all, solved, unsolved, unknown truth) and a menu sorts them (task id,
 top vote count, vote margin). Grids are CSS grids of cells coloured with the ARC palette. The
@@ -21,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from arcpipe import plots
 from arcpipe.arc.candidates import Candidates
 from arcpipe.arc.tasks import parse_grid
-from arcpipe.arc.vote import Votes, vote
+from arcpipe.arc.vote import CROSS_VIEW_RULES, RULES, Votes, vote
 from arcpipe.data.dataset import Dataset, TaskInfo
 from arcpipe.errors import ArcpipeError
 from arcpipe.fsutil import write_bytes_atomic
@@ -94,7 +99,16 @@ figcaption { font-size: 12px; color: var(--muted); margin-top: 3px; white-space:
 figcaption .v.ok { color: var(--ok); font-weight: 700; }
 figcaption .v.bad { color: var(--bad); font-weight: 700; }
 .empty { color: var(--muted); font-style: italic; }
-""" + "".join(f".c{v} {{ background: {colour}; }}\n" for v, colour in enumerate(PALETTE))
+table.rules { border-collapse: collapse; font-size: 12px; margin: 4px 0 8px; }
+table.rules th, table.rules td { border: 1px solid var(--line); padding: 2px 8px;
+  text-align: left; white-space: nowrap; }
+table.rules th { background: #f6f8fa; }
+.ref { font-weight: 700; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }
+.ref.ok { color: var(--ok); }
+.ref.bad { color: var(--bad); }
+"""
+CSS += "".join(f".c{v} {{ background: {colour}; }}\n" for v, colour in enumerate(PALETTE))
+CSS += plots.CSS
 
 JS = """
 (() => {
@@ -151,6 +165,7 @@ class _Test:
     truth: np.ndarray | None
     attempts: list[np.ndarray | None]  # None: an invalid or missing attempt
     groups: list[_Group]
+    by_rule: dict[str, list[tuple[np.ndarray, str]]] = field(default_factory=dict)  # top 2
 
     def hits(self, k: int) -> bool:
         """Whether one of the first ``k`` attempts equals the (known) truth."""
@@ -193,6 +208,7 @@ def write_report(
     rule: str = "count",
     top: int = 5,
     title: str = "arcpipe report",
+    runs: list[Path] = (),
 ) -> ReportSummary:
     """Write the HTML report of ``candidates`` atomically to ``out``.
 
@@ -202,28 +218,52 @@ def write_report(
         out: the HTML file to write.
         submission: Kaggle-style ``{task_id: [{"attempt_1": grid, ...}, ...]}`` whose attempts
             are shown and scored; None shows and scores the top-2 voted grids instead.
-        rule: the voting rule (see :mod:`arcpipe.arc.vote`).
+        rule: the voting rule (see :mod:`arcpipe.arc.vote`) of the attempts and vote groups.
         top: vote groups shown per test input.
         title: the page title.
+        runs: run directories whose curves are drawn at the top.
 
     Returns:
         The counts and scores shown at the top of the page.
 
     Raises:
         ArcpipeError: a task of the candidates is not in the dataset or has another number of
-            test inputs, or the submission is not shaped like a submission.
+            test inputs, the submission is not shaped like a submission, or a run has no
+            readable metrics.
     """
     votes = vote(candidates, rule)
+    rules = [r for r in RULES if candidates.cross_view_k > 0 or r not in CROSS_VIEW_RULES]
+    by_rule = {r: votes if r == rule else vote(candidates, r) for r in rules}
     by_id = {task.id: task for task in dataset.tasks}
     tasks = [
-        _task(t, task_id, by_id, dataset, votes, submission, top)
+        _task(t, task_id, by_id, dataset, votes, submission, top, by_rule)
         for t, task_id in enumerate(candidates.task_ids)
     ]
     summary = _summarise(tasks)
     source = "top-2 votes" if submission is None else "submission"
-    page = _page_html(title, _summary_html(summary, candidates, rule, source), tasks)
+    head = _summary_html(summary, candidates, rule, source) + plots.curves_html(list(runs))
+    page = _page_html(title, head, tasks)
     write_bytes_atomic(out, page.encode())
     return summary
+
+
+def rule_score(votes: Votes, rule: str, group: int) -> str:
+    """What ranks ``group`` under ``rule``, in words."""
+    count = int(votes.count[group])
+    if rule == "count":
+        return f"{_count(count, 'vote')}, q {votes.mean_q[group]:.3f}"
+    if rule == "q_weighted":
+        return f"Σq {votes.sum_q[group]:.3f}"
+    if rule == "consistency":
+        return f"lp {votes.mean_logprob[group]:.4f}, {_count(count, 'vote')}"
+    if votes.cross_over[group] == 0:
+        return f"not scored, {_count(count, 'vote')}"
+    cross = f"xv {votes.cross_logprob[group]:.3f}/view over {votes.cross_over[group]}"
+    if rule == "poe":
+        return cross
+    if rule == "poe_cells":
+        return f"xv {votes.cross_cell_logprob[group]:.4f}/cell"
+    return f"{votes.poe_count[group]:.3f} = ln {count} + {cross}"
 
 
 def grid_html(grid: np.ndarray | None, label: str = "", correct: bool | None = None) -> str:
@@ -259,6 +299,7 @@ def _task(
     votes: Votes,
     submission: dict | None,
     top: int,
+    by_rule: dict[str, Votes],
 ) -> _Task:
     info = by_id.get(task_id)
     if info is None:
@@ -282,7 +323,11 @@ def _task(
             attempts = [votes.grid(g) for g in votes.top(t, i, DEFAULT_ATTEMPTS)]
         else:
             attempts = _attempts(entries[i] if i < len(entries) else {}, task_id, i)
-        tests.append(_Test(grid, truth, attempts, groups))
+        ranked = {
+            r: [(v.grid(g), rule_score(v, r, g)) for g in v.top(t, i, 2)]
+            for r, v in by_rule.items()
+        }
+        tests.append(_Test(grid, truth, attempts, groups, ranked))
     return _Task(task_id, pairs[: info.num_train], tests)
 
 
@@ -348,6 +393,7 @@ def _summary_html(summary: ReportSummary, candidates: Candidates, rule: str, sou
     stats += [
         (str(len(candidates)), "candidates"),
         (str(int(candidates.meta.get("malformed", 0))), "malformed views"),
+        (str(candidates.cross_view_k or "none"), "grids scored across views (K)"),
         (escape(rule), "voting rule"),
         (escape(source), "attempts from"),
     ]
@@ -421,8 +467,41 @@ def _test_html(index: int, test: _Test) -> str:
         f'<div class="test"><h3>Test {index + 1}</h3><div class="row">'
         f'{grid_html(test.input, "input")}<span class="arrow">→</span>'
         f'<div class="row">{attempts}</div>{truth}</div>'
-        f'<h3>Votes</h3><div class="row">{groups}</div></div>'
+        f'<h3>Votes</h3><div class="row">{groups}</div>{_rules_html(test)}</div>'
     )
+
+
+def _rules_html(test: _Test) -> str:
+    """Each rule's top two (lettered grids, with their scores), then each distinct grid once."""
+    if not test.by_rule:
+        return ""
+    letters: dict[bytes, tuple[str, np.ndarray]] = {}
+    known = test.truth is not None
+    rows = []
+    for rule, top in test.by_rule.items():
+        cells = []
+        for grid, score in top:
+            key = bytes(grid.shape) + grid.tobytes()
+            if key not in letters:
+                letters[key] = (_letter(len(letters)), grid)
+            letter = letters[key][0]
+            mark = "" if not known else (" ok" if _same(grid, test.truth) else " bad")
+            cells.append(f'<td><span class="ref{mark}">{letter}</span> {escape(score)}</td>')
+        cells += ["<td>-</td>"] * (2 - len(cells))
+        rows.append(f"<tr><th>{escape(rule)}</th>{''.join(cells)}</tr>")
+    figures = "".join(
+        grid_html(grid, letter, _same(grid, test.truth) if known else None)
+        for letter, grid in letters.values()
+    )
+    return (
+        '<h3>By rule</h3><table class="rules"><tr><th>rule</th><th>1st</th><th>2nd</th></tr>'
+        f'{"".join(rows)}</table><div class="row">{figures}</div>'
+    )
+
+
+def _letter(i: int) -> str:
+    """A, B, ..., Z, AA, AB, ..."""
+    return (_letter(i // 26 - 1) if i >= 26 else "") + chr(ord("A") + i % 26)
 
 
 def _page_html(title: str, summary: str, tasks: list[_Task]) -> str:

@@ -3,9 +3,10 @@
 Loads a trained run's checkpoint (EMA weights), predicts every view of the validation split (or
 of the test split when its outputs are known) twice, at full N_sup and with ``halt_early``, and
 scores the same candidates under each voting rule (``count``, the reference's; ``q_weighted``;
-``consistency``). Prints, per setting, the seconds, mean supervision steps per view, per-view
-exact accuracy, and pass@1 / pass@2 per rule (per-task average, as ARC Prize scores), plus how
-often the rules disagree on the first attempt.
+``consistency``; ``poe`` and ``poe_count`` from the cross-view scores of the top
+``--cross-view-k`` grids). Prints, per setting, the seconds, mean supervision steps per view,
+per-view exact accuracy, and pass@1 / pass@2 per rule (per-task average, as ARC Prize scores),
+plus how often the rules disagree on the first attempt.
 
     python scripts/bench_vote_rules.py --run RUN --data DATA [--split auto|val|test] [--json F]
 """
@@ -46,11 +47,13 @@ def first_attempts(votes: Votes) -> dict[tuple[int, int], bytes]:
     return top
 
 
-def compare(dataset: Dataset, split: str, model, device, batch: int, halt_early: bool) -> dict:
+def compare(
+    dataset: Dataset, split: str, model, device, batch: int, halt_early: bool, k: int
+) -> dict:
     rows = view_rows(dataset, split)
     start = time.perf_counter()
     candidates, metrics = predict_candidates(
-        model, dataset, split, rows, batch, device, halt_early=halt_early
+        model, dataset, split, rows, batch, device, halt_early=halt_early, cross_view_k=k
     )
     seconds = time.perf_counter() - start
     solutions = split_solutions(dataset, split)
@@ -77,6 +80,7 @@ def main() -> None:
     parser.add_argument("--split", default="auto", choices=["auto", "val", "test"])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cross-view-k", type=int, default=8)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -93,7 +97,10 @@ def main() -> None:
         f"{torch.get_num_threads()} threads; checkpoint {ckpt.path} (step {ckpt.state['step']}); "
         f"split {split}; N_sup {model.config.supervision_steps}"
     )
-    results = [compare(dataset, split, model, device, args.batch_size, h) for h in (False, True)]
+    results = [
+        compare(dataset, split, model, device, args.batch_size, h, args.cross_view_k)
+        for h in (False, True)
+    ]
     print(
         "| setting | views | s | mean steps | view exact | "
         + " | ".join(f"{r} pass@1 / pass@2" for r in RULES)

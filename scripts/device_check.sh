@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The prepared GPU check (issues 3 and 13), a few minutes on one GPU: the GPU tests
+# The prepared GPU check (issues 3, 12, 13, 15), a few minutes on one GPU: the GPU tests
 # (tests/test_gpu.py), then the training step of the paper ARC configs of TRM and of URM (the
 # urm_arc1 network) in bfloat16, compiled and eager, with model FLOP utilisation against the
-# H200's dense bf16 peak (989 TFLOP/s) and the peak GPU memory.
+# H200's dense bf16 peak (989 TFLOP/s; pass another as $1), then boxed boards against the full
+# canvas.
 #
 #   bash scripts/device_check.sh [PEAK_TFLOPS] [MODELS]      MODELS: "trm urm" (default), "urm", ...
 #
@@ -39,3 +40,12 @@ for model in $models; do
             | tee "$out/$name.log"
     done
 done
+# Boxed boards against the full canvas (issue 12), bfloat16, on the real preset datasets: needs
+# the ARC data, e.g. a copy of the shared data in the ignored arc-data/ (carried with the tree).
+data=${ARCPIPE_SHARED_DATA:-arc-data}
+if [ -d "$data/arc-agi-1" ]; then
+    timeout 300 python3 scripts/bench_boxed.py --device cuda --data-root "$data" --train \
+        --hidden 512 --batches 96 --steps 3 2>&1 | tee "$out/bench_boxed.log"
+else
+    echo "no ARC data at $data: boxed-board step times skipped" | tee "$out/bench_boxed.log"
+fi

@@ -65,17 +65,61 @@ TINY_URM = [
 ]
 
 
-def torchrun(args: list[str], port_base: int) -> subprocess.CompletedProcess:
+def torchrun(
+    args: list[str], port_base: int, faults: dict | None = None
+) -> subprocess.CompletedProcess:
     """``torchrun --nproc-per-node 2 ARGS`` (a script, or ``-m module``) on CPU, one thread a rank.
 
-    ``port_base`` keeps tests that may run at the same time on different rendezvous ports.
+    ``port_base`` keeps tests that may run at the same time on different rendezvous ports;
+    ``faults`` is an ``ARCPIPE_FAULTS`` plan for every rank.
     """
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
     cmd += ["--master-port", str(port_base + os.getpid() % 1000), *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if faults is not None:
+        env["ARCPIPE_FAULTS"] = orjson.dumps(faults).decode()
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
-def torchrun_arcpipe(args: list[str], port_base: int) -> subprocess.CompletedProcess:
+def torchrun_arcpipe(
+    args: list[str], port_base: int, faults: dict | None = None
+) -> subprocess.CompletedProcess:
     """``torchrun --nproc-per-node 2 -m arcpipe ARGS`` on CPU (gloo); see :func:`torchrun`."""
-    return torchrun(["-m", "arcpipe", *args], port_base)
+    return torchrun(["-m", "arcpipe", *args], port_base, faults)
+
+
+# A tiny, fast recipe: 4 slots, short recursion, a checkpoint every step.
+FAST = [
+    "model.hidden_size=32",
+    "model.puzzle_emb_dim=32",
+    "model.num_heads=2",
+    "model.cycles=2",
+    "model.latent_steps=1",
+    "model.supervision_steps=3",
+    "train.global_batch_size=4",
+    "train.log_interval=1",
+    "train.lr_warmup_steps=3",
+    "train.eval_views=2",
+    "train.ema=true",  # tiny has it off; these tests cover it
+]
+
+
+def train_args(data: Path, out: Path, *extra: str, sets: list[str] = FAST) -> list[str]:
+    """``arcpipe train`` arguments for the tiny recipe with ``sets`` overrides, quiet."""
+    args = ["train", "--data", str(data), "--config", "tiny", "--out", str(out), "--quiet"]
+    for s in sets:
+        args += ["--set", s]
+    return args + list(extra)
+
+
+# Slots halt early (a positive initial halting bias) and exploration fires often, so checkpoints
+# catch samples mid-flight: the ACT carry and the exploration draws must really be restored. A
+# metrics record averages 3 steps, so a checkpoint can fall inside a logging window too.
+MID_FLIGHT = [
+    *FAST,
+    "model.supervision_steps=4",
+    "model.halt_init_bias=3.0",
+    "model.halt_exploration_prob=0.5",
+    "train.checkpoint_interval=1",
+    "train.log_interval=3",
+]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,53 @@ def test_saved_config_round_trips(tmp_path: Path) -> None:
     cfg = load_config("arc2", ["train.lr=2e-4", 'description="x \\"quoted\\""'])
     save_config(cfg, tmp_path / "c.toml")
     assert load_config(tmp_path / "c.toml") == cfg
+
+
+@pytest.mark.parametrize("name", ["arc1", "arc2"])
+def test_boxed_recipes_are_the_paper_recipes_on_boxed_boards(name: str) -> None:
+    paper, boxed = load_config(name), load_config(f"{name}_boxed")
+    assert paper.model.board == "full" and boxed.model.board == "boxed"
+    assert dataclasses.replace(boxed.model, board="full") == paper.model
+    assert boxed.train == paper.train
+
+
+def test_a_recipe_may_start_from_another(tmp_path: Path) -> None:
+    (tmp_path / "mine.toml").write_text('base = "tiny"\n[train]\nlr = 0.5\n')
+    (tmp_path / "more.toml").write_text('base = "mine.toml"\n[model]\nhidden_size = 256\n')
+    tiny, more = load_config("tiny"), load_config(tmp_path / "more.toml")
+    assert more.train.lr == 0.5 and more.model.hidden_size == 256
+    assert dataclasses.replace(more.model, hidden_size=tiny.model.hidden_size) == tiny.model
+    (tmp_path / "loop.toml").write_text('base = "loop.toml"\n')
+    with pytest.raises(ArcpipeError, match="leads back to itself"):
+        load_config(tmp_path / "loop.toml")
+
+
+def test_boxed_boards_need_attention() -> None:
+    with pytest.raises(ArcpipeError, match=r"model\.board = boxed needs model\.token_mixer"):
+        load_config("sudoku_mlp", ["model.board=boxed"])
+
+
+def test_lr_min_ratio_below_one_needs_the_cosine_schedule() -> None:
+    """The reference decays with a cosine whenever lr_min_ratio < 1; never silently ignore it."""
+    with pytest.raises(
+        ArcpipeError, match=re.escape('train.lr_min_ratio = 0.1 needs train.lr_schedule = "cosine"')
+    ):
+        load_config("arc1", ["train.lr_min_ratio=0.1"])
+    with pytest.raises(ArcpipeError, match=re.escape("lr_min_ratio = 1.5")):
+        load_config("tiny", ["train.lr_min_ratio=1.5"])
+    cosine = load_config("arc1", ["train.lr_min_ratio=0.1", "train.lr_schedule=cosine"]).train
+    assert (cosine.lr_schedule, cosine.lr_min_ratio) == ("cosine", 0.1)
+    assert load_config("arc1").train.lr_min_ratio == 1.0  # the paper's constant schedule
+
+
+def test_lr_min_ratio_with_constant_schedule_is_one_line_exit_2(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from arcpipe.cli import main
+
+    run = tmp_path / "run"
+    args = ["train", "--data", str(tmp_path / "nodata"), "--out", str(run)]
+    result = CliRunner().invoke(main, [*args, "--set", "train.lr_min_ratio=0.5"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "lr_schedule" in result.stderr
+    assert not run.exists()

@@ -10,6 +10,7 @@ The notebook's code cells run in order in one namespace, configured only through
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,14 +18,19 @@ import time
 from pathlib import Path
 
 import pytest
+from faultharness import fault_seed, kill_points, report_recovered
 from helpers import REPO, TINY_MODEL, TINY_URM
 
 from arcpipe import kaggle
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
-from arcpipe.arc.submission import fallback_submission, validate_submission
+from arcpipe.arc.candidates import Candidates
+from arcpipe.arc.submission import fallback_submission, submission_from_votes, validate_submission
 from arcpipe.arc.tasks import load_source
+from arcpipe.arc.vote import vote
 from arcpipe.config import load_config
+from arcpipe.data.dataset import Dataset
 from arcpipe.export import export_checkpoint
+from arcpipe.predict import target_test_inputs
 from arcpipe.train.loop import RunOptions, train
 
 NOTEBOOK = REPO / "kaggle" / "arcpipe-submission.ipynb"
@@ -106,12 +112,22 @@ def make_root(base: Path, competition: Path, export: Path) -> Path:
     return root
 
 
-def run_notebook(root: Path, monkeypatch: pytest.MonkeyPatch, fault: str = "") -> dict:
-    """Execute the notebook's code cells in order in one namespace; return the namespace."""
+def run_notebook(
+    root: Path, monkeypatch: pytest.MonkeyPatch, fault: str = "", faults: object = None
+) -> dict:
+    """Execute the notebook's code cells in order in one namespace; return the namespace.
+
+    ``fault`` names phases to fail at start-up (``ARCPIPE_KAGGLE_FAULT``); ``faults`` is an
+    ``ARCPIPE_FAULTS`` plan (or list) for the phases' commands (kills, out of memory ...).
+    """
     for name, value in {**NOTEBOOK_ENV, "ARCPIPE_KAGGLE_ROOT": str(root)}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ARCPIPE_KAGGLE_FAULT", fault)
     monkeypatch.delenv("KAGGLE_IS_COMPETITION_RERUN", raising=False)
+    if faults is None:
+        monkeypatch.delenv("ARCPIPE_FAULTS", raising=False)
+    else:
+        monkeypatch.setenv("ARCPIPE_FAULTS", json.dumps(faults))
     namespace: dict = {"__name__": "__main__"}
     for cell in json.loads(NOTEBOOK.read_text())["cells"]:
         if cell["cell_type"] == "code":
@@ -143,25 +159,135 @@ def is_fallback(root: Path, submission: dict) -> bool:
 
 # ----------------------------------------------------------------------------- end to end
 
+ALL_OK = dict.fromkeys(("fallback", "build", "posttrain", "predict", "finish"), "ok")
+PHASE_COMMANDS = {"build": "build-data", "posttrain": "train", "predict": "predict"}
+
+
+@pytest.fixture(scope="module")
+def clean_notebook(competition: Path, export: Path, tmp_path_factory) -> dict:
+    """One uninterrupted run of the notebook, each phase's events traced (its reference)."""
+    base = tmp_path_factory.mktemp("clean")
+    root = make_root(base, competition, export)
+    trace = str(base / "trace-{command}.txt")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        namespace = run_notebook(root, monkeypatch, faults={"under": str(root), "trace": trace})
+    traces = {
+        phase: [x.split("\t", 1)[1] for x in (base / f"trace-{c}.txt").read_text().splitlines()]
+        for phase, c in PHASE_COMMANDS.items()
+    }
+    submission = (root / "working" / "submission.json").read_bytes()
+    return {"root": root, "namespace": namespace, "traces": traces, "submission": submission}
+
+
+def predicted(root: Path) -> dict:
+    """The submission that voting the predict phase's candidates gives."""
+    scratch = root / "temp" / "arcpipe"
+    inputs = target_test_inputs(Dataset.open(scratch / "data"))
+    votes = vote(Candidates.load(scratch / "submission.candidates.npz"))
+    return submission_from_votes(votes, inputs, 2)
+
 
 @pytest.mark.slow
 def test_notebook_end_to_end_then_a_train_failure_predicts_from_the_kept_checkpoint(
-    competition: Path, export: Path, tmp_path: Path, monkeypatch, capsys
+    clean_notebook: dict, tmp_path: Path, monkeypatch
 ) -> None:
-    root = make_root(tmp_path, competition, export)
-    namespace = run_notebook(root, monkeypatch)
-    assert statuses(namespace) == dict.fromkeys(
-        ("fallback", "build", "posttrain", "predict", "finish"), "ok"
-    )
-    check_submission(root)
+    root, namespace = clean_notebook["root"], clean_notebook["namespace"]
+    assert statuses(namespace) == ALL_OK
+    assert check_submission(root) == predicted(root)  # the votes, not the fallback
     assert (root / "temp" / "arcpipe" / "run" / "last").exists()
-    assert "self-score on the 3 of 3 test tasks" in capsys.readouterr().out
+    assert namespace["flow"].results[-1].note.startswith("valid; score ")
 
-    # The same root again, post-training made to fail: the earlier checkpoint is predicted from.
+    # Again on the same root (its paths are the run's), post-training made to fail at start-up:
+    # the earlier checkpoint is predicted from, to the same submission.
     namespace = run_notebook(root, monkeypatch, fault="train")
     assert statuses(namespace)["posttrain"] == "failed"
     assert statuses(namespace)["predict"] == "ok"
+    assert check_submission(root) == predicted(root)
+    assert (root / "working" / "submission.json").read_bytes() == clean_notebook["submission"]
+
+
+@pytest.mark.slow
+def test_notebook_post_trains_and_predicts_a_boxed_export_on_boxed_boards(
+    competition: Path, tmp_path: Path, monkeypatch
+) -> None:
+    export = train_and_export(competition, tmp_path / "export", [*TINY_MODEL, "model.board=boxed"])
+    root = make_root(tmp_path, competition, export)
+    namespace = run_notebook(root, monkeypatch)
+    assert statuses(namespace) == ALL_OK
+    run = root / "temp" / "arcpipe" / "run"
+    assert load_config(run / "config.toml").model.board == "boxed"  # the export's layout
+    assert check_submission(root) == predicted(root)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", ["build", "posttrain", "predict"])
+def test_a_kill_inside_a_phase_keeps_a_valid_submission_and_a_rerun_ends_as_uninterrupted(
+    clean_notebook: dict, competition: Path, export: Path, tmp_path: Path, monkeypatch, phase
+) -> None:
+    seed = fault_seed()
+    events = clean_notebook["traces"][phase]
+    point = kill_points(events, 1, seed + list(PHASE_COMMANDS).index(phase))[0]
+    where = f"{phase}: {point} (seed {seed})"
+    root = make_root(tmp_path, competition, export)
+    plan = point.plan(root, command=PHASE_COMMANDS[phase])
+    namespace = run_notebook(root, monkeypatch, faults=plan)
+    assert statuses(namespace)[phase] == "failed", (where, statuses(namespace))
+    assert statuses(namespace)["finish"] == "ok", where
     check_submission(root)
+    note = next(r.note for r in namespace["flow"].results if r.name == phase)
+    assert "exit status -9" in note, (where, note)  # killed, not a start-up error
+
+    namespace = run_notebook(root, monkeypatch)  # the notebook again, nothing injected
+    assert statuses(namespace) == ALL_OK, (where, statuses(namespace))
+    assert (root / "working" / "submission.json").read_bytes() == clean_notebook["submission"]
+    report_recovered(f"kaggle {phase}", point, seed)
+
+
+@pytest.mark.slow
+def test_out_of_memory_mid_phase_retries_post_training_at_half_batch_and_predict_smaller(
+    competition: Path, export: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    root = make_root(tmp_path, competition, export)
+    faults = [
+        {"command": "train", "match": "arcpipe.train.step 1$", "at": 1, "action": "oom"},
+        {"command": "predict", "match": "arcpipe.predict.batch", "at": 1, "action": "oom"},
+    ]
+    for i, plan in enumerate(faults):
+        plan["once"] = str(tmp_path / f"fired-{i}")  # the retry runs clean
+    namespace = run_notebook(root, monkeypatch, faults=faults)
+    assert statuses(namespace) == ALL_OK
+    out = capsys.readouterr().out
+    assert "train: out of memory, retrying at global batch 2" in out
+    assert "predict: out of memory, retrying at batch 16" in out
+    logs = root / "working" / "arcpipe-logs"
+    for phase in ("train", "predict"):  # the failed attempt's log is kept beside the retry's
+        assert "CUDA out of memory" in (logs / f"{phase}.log").read_text()
+        assert "CUDA out of memory" not in (logs / f"{phase}-retry.log").read_text()
+    assert all((tmp_path / f"fired-{i}").exists() for i in range(2))
+    run = root / "temp" / "arcpipe" / "run"
+    assert load_config(run / "config.toml").train.global_batch_size == 2
+    assert check_submission(root) == predicted(root)
+
+
+@pytest.mark.slow
+def test_finish_repairs_an_invalid_submission_from_the_candidates_else_the_fallback(
+    clean_notebook: dict,
+) -> None:
+    root, flow = clean_notebook["root"], clean_notebook["namespace"]["flow"]
+    submission = root / "working" / "submission.json"
+    try:
+        submission.write_bytes(clean_notebook["submission"][:50])  # cut short by a full disk
+        flow.finish()
+        assert check_submission(root) == predicted(root)
+        candidates = root / "temp" / "arcpipe" / "submission.candidates.npz"
+        kept = candidates.read_bytes()
+        candidates.unlink()
+        submission.write_text("{}")
+        flow.finish()
+        assert is_fallback(root, check_submission(root))
+        candidates.write_bytes(kept)
+    finally:
+        submission.write_bytes(clean_notebook["submission"])
 
 
 def test_a_failed_post_training_without_checkpoint_keeps_the_fallback(
@@ -298,6 +424,11 @@ def test_torchrun_passes_the_phase_commands_through_unchanged(tmp_path: Path) ->
         parsed = parser.parse_args(cmd[3:])  # after "python -m torch.distributed.run"
         assert parsed.module and parsed.training_script == "arcpipe"
         assert parsed.training_script_args == args and "--device" in args
+    predict = flow._predict_args(3600, 4, 16)
+    assert predict[predict.index("--cross-view-k") + 1] == "0"  # count: variant by variant
+    poe = kaggle.Flow(kaggle.Settings(root=tmp_path, vote_rule="poe_cells"))._predict_args(60, 0, 8)
+    assert poe[poe.index("--vote-rule") + 1] == "poe_cells"
+    assert poe[poe.index("--cross-view-k") + 1] == "8"
 
 
 def test_settings_from_environment() -> None:
@@ -347,3 +478,52 @@ def test_fallback_matches_the_library_rule(competition: Path, tmp_path: Path) ->
     assert expected == {"0d3d703e": 1, "25ff71a9": 2, "3618c87e": 1}
     inputs = {t.id: [p.input for p in t.test] for t in load_source(test)}
     assert json.loads(out.read_text()) == fallback_submission(inputs, 2)
+
+
+def run_install_cell(tmp_path: Path, leftover: bool) -> list[str] | None:
+    """The notebook's install cell in a fresh interpreter; the pip arguments it used, if any.
+
+    pip is replaced by a stand-in that records its arguments; ``leftover`` puts a directory
+    ``arcpipe/`` without the package (numba's cache after an uninstall) first on the path.
+    """
+    cell = next(c for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code")
+    work = tmp_path / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    if leftover:
+        (work / "arcpipe" / "__pycache__").mkdir(parents=True)
+    stand_in = tmp_path / "stand-in" / "pip"
+    stand_in.mkdir(parents=True, exist_ok=True)
+    (stand_in / "__init__.py").write_text("")
+    (stand_in / "__main__.py").write_text(
+        "import json, os, sys\n"
+        "open(os.environ['PIP_RECORD'], 'w').write(json.dumps(sys.argv[1:]))\n"
+    )
+    wheels = tmp_path / "kaggle" / "input" / "arcpipe-wheelhouse"
+    wheels.mkdir(parents=True, exist_ok=True)
+    (wheels / "arcpipe-0.1.0-py3-none-any.whl").write_bytes(b"")
+    record = tmp_path / "pip-args.json"
+    record.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(stand_in.parent),
+        "ARCPIPE_KAGGLE_ROOT": str(tmp_path / "kaggle"),
+        "PIP_RECORD": str(record),
+    }
+    code = "".join(cell["source"])
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(record.read_text()) if record.exists() else None
+
+
+def test_install_cell_installs_when_only_a_leftover_arcpipe_directory_is_importable(
+    tmp_path: Path,
+) -> None:
+    args = run_install_cell(tmp_path, leftover=True)
+    assert args is not None, "the leftover directory was taken for an installed arcpipe"
+    assert args[:2] == ["install", "--no-index"] and args[-1].endswith(
+        "arcpipe-0.1.0-py3-none-any.whl"
+    )
+    assert run_install_cell(tmp_path, leftover=False) is None  # installed: nothing to do

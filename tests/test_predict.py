@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
+import torch
 from click.testing import CliRunner
-from helpers import TINY_MODEL, TINY_URM, torchrun_arcpipe
+from helpers import REPO, TINY_MODEL, TINY_URM, torchrun_arcpipe
 
 import arcpipe.predict as predict_module
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.arc.candidates import Candidates
+from arcpipe.arc.crossview import view_frames, view_logprob
 from arcpipe.arc.encode import grid_to_tokens
 from arcpipe.arc.presets import resolve_preset
 from arcpipe.arc.score import load_solutions, score_submission
@@ -20,29 +23,47 @@ from arcpipe.arc.submission import submission_from_votes, validate_submission
 from arcpipe.arc.vote import vote
 from arcpipe.cli import main
 from arcpipe.data.dataset import Dataset
-from arcpipe.predict import ViewOutputs, target_test_inputs, to_candidates, view_rows
+from arcpipe.data.layout import Layout
+from arcpipe.predict import (
+    ViewOutputs,
+    resolve_checkpoint,
+    run_views,
+    target_test_inputs,
+    to_candidates,
+    view_rows,
+)
+from arcpipe.train.checkpoint import inference_model, load_checkpoint
 
 
-def oracle_outputs(dataset: Dataset, rows: np.ndarray, solutions) -> ViewOutputs:
-    """What a perfect model would answer for each view: the truth, transformed into the view."""
+def oracle_outputs(
+    dataset: Dataset, rows: np.ndarray, solutions, layout: Layout | None = None
+) -> ViewOutputs:
+    """What a perfect model would answer for each view: the truth, transformed into the view
+    (on the canvas, or in the view's box)."""
     tokens = []
     for row in rows:
         view = dataset.view("test", int(row))
         truth = solutions[view.task_id][view.pair_index]
         tokens.append(grid_to_tokens(view.transform.view(truth), dataset.canvas))
+    tokens = np.stack(tokens)
+    if layout is not None and layout.boxed:
+        length = int(layout.row_cells("test", rows).max())
+        cells = layout.encode("test", rows, length)[3]  # test views: boxes at the origin
+        tokens = np.where(cells >= 0, np.take_along_axis(tokens, np.maximum(cells, 0), 1), 0)
     n = len(rows)
     return ViewOutputs(
-        np.stack(tokens),
-        np.zeros((n, dataset.seq_len), np.float32),
+        tokens.astype(np.uint8),
+        np.zeros(tokens.shape, np.float32),
         np.full(n, 0.5, np.float32),
         np.ones(n, bool),
         np.full(n, 16, np.int32),
     )
 
 
+@pytest.mark.parametrize("board", ["full", "boxed"])
 @pytest.mark.parametrize("preset", ["arc-agi-1", "arc-agi-2"])
 def test_oracle_predictions_score_one_through_the_whole_inverse_path(
-    shared_data: Path, tmp_path: Path, preset: str
+    shared_data: Path, tmp_path: Path, preset: str, board: str
 ) -> None:
     sources = resolve_preset(preset, shared_data)
     build_arc_dataset(
@@ -52,7 +73,9 @@ def test_oracle_predictions_score_one_through_the_whole_inverse_path(
     solutions = load_solutions(sources.eval)
     rows = view_rows(dataset, "test", views=3)
     assert len(rows) == 3 * sum(len(v) for v in solutions.values())
-    candidates = to_candidates(dataset, "test", rows, oracle_outputs(dataset, rows, solutions))
+    layout = Layout(dataset, board)
+    outputs = oracle_outputs(dataset, rows, solutions, layout)
+    candidates = to_candidates(dataset, "test", rows, outputs, layout)
     assert candidates.meta["malformed"] == 0
     submission = submission_from_votes(vote(candidates), target_test_inputs(dataset), k=2)
     score = score_submission(submission, solutions)
@@ -60,23 +83,31 @@ def test_oracle_predictions_score_one_through_the_whole_inverse_path(
     assert len(score.tasks) == len(solutions)
 
 
-@pytest.fixture(scope="module")
-def trained_run(sample_dataset: Path, tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("predict") / "run"
+def train_tiny(data: Path, run: Path, board: str = "full") -> Path:
     args = [
         "train",
         "--data",
-        str(sample_dataset),
+        str(data),
         "--out",
         str(run),
         "--max-steps",
         "3",
         "--quiet",
     ]
-    for s in TINY_MODEL:
+    for s in [*TINY_MODEL, f"model.board={board}"]:
         args += ["--set", s]
     assert CliRunner().invoke(main, args).exit_code == 0
     return run
+
+
+@pytest.fixture(scope="module")
+def trained_run(sample_dataset: Path, tmp_path_factory) -> Path:
+    return train_tiny(sample_dataset, tmp_path_factory.mktemp("predict") / "run")
+
+
+@pytest.fixture(scope="module")
+def boxed_run(sample_dataset: Path, tmp_path_factory) -> Path:
+    return train_tiny(sample_dataset, tmp_path_factory.mktemp("predict") / "boxed", "boxed")
 
 
 def predict_args(run: Path, data: Path, out: Path, *extra: str) -> list[str]:
@@ -187,7 +218,11 @@ def test_views_option_and_dataset_mismatch(trained_run, sample_dataset, tmp_path
     assert result.exit_code == 0
     dataset = Dataset.open(sample_dataset)
     targets = sum(t.num_test for t in dataset.tasks if t.role == "target")
-    assert len(Candidates.load(tmp_path / "s.candidates.npz")) <= targets  # one view each
+    originals = view_rows(dataset, "test", 1)  # each test input's untransformed view
+    assert len(originals) == targets
+    one = Candidates.load(tmp_path / "s.candidates.npz")
+    assert len(one) + one.meta["malformed"] == targets  # one view each, every one predicted
+    assert set(one.view.tolist()) <= set(originals.tolist())
     other = tmp_path / "other"
     sample = Path(__file__).resolve().parents[1] / "data" / "sample"
     build_arc_dataset(
@@ -202,23 +237,178 @@ def test_views_option_and_dataset_mismatch(trained_run, sample_dataset, tmp_path
 
 
 @pytest.mark.slow
-def test_two_gloo_ranks_predict_the_same_views(trained_run, sample_dataset, tmp_path) -> None:
-    """Under torchrun the views are split across ranks and gathered: the same candidates."""
+@pytest.mark.parametrize("board", ["full", "boxed"])
+def test_two_gloo_ranks_predict_the_same_views(
+    trained_run, boxed_run, sample_dataset, tmp_path, board
+) -> None:
+    """Under torchrun the views are split across ranks and gathered: the same candidates and the
+    same submission as one process (batches of the same shape on every rank)."""
+    trained_run = {"full": trained_run, "boxed": boxed_run}[board]
     single = tmp_path / "single.json"
-    assert (
-        CliRunner().invoke(main, predict_args(trained_run, sample_dataset, single)).exit_code == 0
-    )
+    sized = ["--batch-size", "2"]
+    result = CliRunner().invoke(main, predict_args(trained_run, sample_dataset, single, *sized))
+    assert result.exit_code == 0, result.output
     double = tmp_path / "double.json"
-    args = ["predict", "--run-dir", str(trained_run), "--data", str(sample_dataset)]
+    args = ["predict", "--run-dir", str(trained_run), "--data", str(sample_dataset), *sized]
     proc = torchrun_arcpipe([*args, "--out", str(double), "--device", "cpu", "--quiet"], 29700)
     assert proc.returncode == 0, proc.stderr[-3000:]
     a = Candidates.load(tmp_path / "single.candidates.npz")
     b = Candidates.load(tmp_path / "double.candidates.npz")
     order_a, order_b = np.argsort(a.view), np.argsort(b.view)
+    assert len(a) == len(b) == len(Dataset.open(sample_dataset).examples("test"))
     assert np.array_equal(a.view[order_a], b.view[order_b])
-    same = [np.array_equal(a.grid(i), b.grid(j)) for i, j in zip(order_a, order_b)]
-    assert sum(same) >= 0.95 * len(same)  # float sums in other batch shapes may flip a rare tie
-    inputs = target_test_inputs(Dataset.open(sample_dataset))
-    validate_submission(
-        orjson.loads(double.read_bytes()), {t: len(g) for t, g in inputs.items()}, k=2
+    for i, j in zip(order_a, order_b):
+        assert np.array_equal(a.grid(i), b.grid(j)), a.view[i]
+    assert orjson.loads(double.read_bytes()) == orjson.loads(single.read_bytes())
+    # cross-view scores: each test input scored on the rank that owns all its views
+    scores_a = dict(zip(a.scored_view.tolist(), a.scored_logprob.tolist()))
+    scores_b = dict(zip(b.scored_view.tolist(), b.scored_logprob.tolist()))
+    common = set(scores_a) & set(scores_b)
+    assert len(common) >= 0.9 * len(scores_a) and len(scores_b) == len(scores_a)
+    assert all(abs(scores_a[v] - scores_b[v]) < 1e-3 * (1 + abs(scores_a[v])) for v in common)
+
+
+def test_post_training_a_boxed_model_refuses_a_dataset_without_boxes(
+    boxed_run, sample_dataset, tmp_path
+) -> None:
+    """A dataset built before boxes existed (here: one with its boxes taken out)."""
+    old = tmp_path / "old"
+    shutil.copytree(sample_dataset, old)
+    (old / "boxes.npy").unlink()
+    manifest = orjson.loads((old / "manifest.json").read_bytes())
+    del manifest["files"]["boxes.npy"]
+    (old / "manifest.json").write_bytes(orjson.dumps(manifest))
+    post = tmp_path / "post"
+    args = ["train", "--data", str(old), "--out", str(post), "--init-from", str(boxed_run)]
+    result = CliRunner().invoke(main, [*args, "--max-steps", "1", "--quiet"])
+    assert result.exit_code == 2 and "needs a dataset with task boxes" in result.stderr
+    assert "Traceback" not in result.output and not post.exists()
+
+
+def test_sigmoid_q_halt_is_taken_in_float64(trained_run, sample_dataset) -> None:
+    """The reference's evaluator computes sigmoid(q_halt.double()); float32 would round to 1."""
+    dataset = Dataset.open(sample_dataset)
+    ckpt = load_checkpoint(resolve_checkpoint(trained_run, "last"))
+    model = inference_model(ckpt, dataset, torch.device("cpu"))
+    with torch.no_grad():
+        model.q_head.weight.zero_()
+        model.q_head.bias.fill_(18.25)
+    out = run_views(model, dataset, "test", np.arange(3), torch.device("cpu"))
+    assert out.q_halt.dtype == np.float64
+    expected = 1 / (1 + np.exp(-np.float64(np.float32(18.25))))
+    assert expected < 1.0 and out.q_halt.tolist() == [expected] * 3
+
+
+def test_an_empty_crop_is_dropped_not_voted(sample_dataset) -> None:
+    """The reference counts an empty crop as a vote for the 0x0 grid; arcpipe drops it."""
+    dataset = Dataset.open(sample_dataset)
+    rows = np.arange(4)  # the four views of the first test input
+    assert len(set(dataset.examples("test")[rows, 1].tolist())) == 1
+    outputs = oracle_outputs(dataset, rows, load_solutions(REPO / "data/sample/evaluation"))
+    outputs.tokens[1:] = 0
+    outputs.tokens[1:, 0] = 1  # three boards starting with EOS: empty crops
+    candidates = to_candidates(dataset, "test", rows, outputs)
+    assert (len(candidates), candidates.meta["malformed"]) == (1, 3)
+    votes = vote(candidates)
+    assert votes.count.tolist() == [1] and votes.grid(0).size > 0  # the real answer wins
+
+
+def test_cross_view_scores_equal_a_recomputation_over_all_views(
+    trained_run, sample_dataset, tmp_path
+) -> None:
+    """Views in batches of 3 across test inputs: each top-K grid's score is the sum over every
+    view of the input, recomputed here from one batch of all views."""
+    out = tmp_path / "s.json"
+    args = predict_args(
+        trained_run, sample_dataset, out, "--cross-view-k", "2", "--batch-size", "3"
     )
+    result = CliRunner().invoke(main, [*args, "--vote-rule", "poe"])
+    assert result.exit_code == 0, result.output
+    candidates = Candidates.load(tmp_path / "s.candidates.npz")
+    assert candidates.cross_view_k == 2
+    dataset = Dataset.open(sample_dataset)
+    rows = np.arange(len(dataset.examples("test")))
+    model = inference_model(
+        load_checkpoint(resolve_checkpoint(trained_run, "best")), dataset, torch.device("cpu")
+    )
+    tables = run_views(model, dataset, "test", rows, torch.device("cpu"), keep_tables=True).tables
+    frames = view_frames(dataset, "test", rows)
+    pairs = np.asarray(dataset.examples("test")[:, 1])
+    votes = vote(candidates, "count")
+    expected = {}
+    for g in range(len(votes.rank)):
+        if votes.rank[g] >= 2:
+            continue
+        view = int(candidates.view[votes.representative[g]])
+        grid = votes.grid(g)
+        same_input = np.flatnonzero(pairs == pairs[view])
+        scored = [
+            view_logprob(tables[r], grid, frames[r]["transform"], frames[r]["frame"])
+            for r in same_input
+        ]
+        expected[view] = (len(same_input), *(sum(column) for column in zip(*scored)))
+    got = {int(v): (int(n), float(lp), int(c)) for v, n, lp, c in zip(*candidates.scores)}
+    assert sorted(got) == sorted(expected)
+    for view, (n, total, cells) in expected.items():
+        assert got[view][0] == n == 4 and got[view][2] == cells
+        assert got[view][1] == pytest.approx(total, rel=1e-5, abs=1e-4)
+    submission = orjson.loads(out.read_bytes())
+    poe = submission_from_votes(vote(candidates, "poe"), target_test_inputs(dataset), k=2)
+    assert submission == poe  # the submission was voted by --vote-rule poe
+
+
+def test_poe_needs_cross_view_scores(trained_run, sample_dataset, tmp_path) -> None:
+    out = tmp_path / "s.json"
+    args = predict_args(trained_run, sample_dataset, out, "--vote-rule", "poe")
+    result = CliRunner().invoke(main, [*args, "--cross-view-k", "0"])
+    assert result.exit_code == 2 and "--vote-rule poe needs --cross-view-k >= 1" in result.stderr
+    args = predict_args(trained_run, sample_dataset, out, "--cross-view-k", "0")
+    assert CliRunner().invoke(main, args).exit_code == 0
+    candidates = Candidates.load(tmp_path / "s.candidates.npz")
+    assert candidates.cross_view_k == 0 and len(candidates.scored_view) == 0
+    args = ["vote", str(tmp_path / "s.candidates.npz"), "--data", str(sample_dataset)]
+    voted = CliRunner().invoke(main, [*args, "--out", str(out), "--vote-rule", "poe_count"])
+    assert voted.exit_code == 2 and "needs cross-view scores" in voted.stderr
+
+
+def test_vote_merges_runs_into_one_valid_submission(trained_run, sample_dataset, tmp_path) -> None:
+    files = []
+    for name, views in (("a", "2"), ("b", "0")):
+        out = tmp_path / f"{name}.json"
+        args = predict_args(trained_run, sample_dataset, out, "--views", views)
+        assert CliRunner().invoke(main, args).exit_code == 0
+        files.append(str(tmp_path / f"{name}.candidates.npz"))
+    submission, merged = tmp_path / "ensemble.json", tmp_path / "merged.npz"
+    args = ["vote", *files, "--data", str(sample_dataset), "--out", str(submission)]
+    result = CliRunner().invoke(main, [*args, "--vote-rule", "poe", "--merged", str(merged)])
+    assert result.exit_code == 0, result.output
+    parts = [Candidates.load(f) for f in files]
+    both = Candidates.load(merged)
+    assert len(both) == sum(len(p) for p in parts)
+    assert len(both.scored_view) == sum(len(p.scored_view) for p in parts)
+    dataset = Dataset.open(sample_dataset)
+    inputs = target_test_inputs(dataset)
+    written = orjson.loads(submission.read_bytes())
+    assert written == submission_from_votes(vote(both, "poe"), inputs, k=2)
+    validate_submission(written, {t: len(g) for t, g in inputs.items()}, k=2)
+    page = tmp_path / "ensemble.html"
+    args = ["report", "--candidates", files[0], "--candidates", files[1], "--run", str(trained_run)]
+    result = CliRunner().invoke(main, [*args, "--data", str(sample_dataset), "--out", str(page)])
+    assert result.exit_code == 0, result.output
+    html = page.read_text()
+    assert html.count('<table class="rules">') == sum(len(g) for g in inputs.values())
+    assert html.count('<figure class="chart"') == 5 and "run</span>" in html  # the run's curves
+    missing = CliRunner().invoke(main, ["report", "--data", str(sample_dataset)])
+    assert missing.exit_code == 2 and "--candidates is required" in missing.stderr
+
+    other = tmp_path / "other"
+    sample = REPO / "data" / "sample"
+    options = BuildOptions(num_aug=1, canvas=10, tasks=("rotate_90", "scale_x2"))
+    build_arc_dataset([sample / "training"], sample / "evaluation", other, options, quiet=True)
+    args = ["vote", files[0], "--data", str(other), "--out", str(tmp_path / "w.json")]
+    wrong = CliRunner().invoke(main, args)
+    assert wrong.exit_code == 2 and wrong.stderr.count("\n") == 1
+    assert "has no entry for target task" in wrong.stderr
+    (tmp_path / "bad.npz").write_bytes(b"nope")
+    bad = CliRunner().invoke(main, ["vote", str(tmp_path / "bad.npz"), "--data", str(other)])
+    assert bad.exit_code == 2 and "cannot read candidates" in bad.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import struct
@@ -311,3 +312,117 @@ def test_report_renders_in_headless_chromium(sample, tmp_path: Path) -> None:
     assert 'data-id="flip_lr"' in sections[0] and "hidden" not in sections[0]  # 4 votes first
     assert 'data-id="colour_swap"' in sections[1] and "hidden" in sections[1]  # solved: hidden
     assert '<span id="shown">1</span>' in dom
+
+
+def _with_scores(candidates: Candidates, scores: list[tuple[int, int, float]]) -> Candidates:
+    """(view, views, summed logprob); 40 cells per view (5x8 grids)."""
+    scored = candidates.with_scores(list(zip(*[(*r, 40 * r[1]) for r in scores])))
+    scored.meta = {**candidates.meta, "cross_view_k": 3}
+    return scored
+
+
+def _metrics_run(folder: Path) -> Path:
+    """A run directory whose metrics.jsonl has 10 training records and 2 evaluations."""
+    folder.mkdir()
+    records = [
+        {"step": s, "lm_loss": 2.0 - s / 100, "exact_accuracy": s / 200, "steps": 2.0, "lr": 1e-3}
+        for s in range(10, 110, 10)
+    ]
+    records.insert(5, {"step": 50, "eval": {"pass@2": 0.25, "exact_accuracy": 0.1}})
+    records.append({"step": 100, "eval": {"pass@2": 0.5, "exact_accuracy": 0.2}})
+    (folder / "metrics.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return folder
+
+
+def test_report_shows_each_rules_top_two_and_the_run_curves(sample, tmp_path: Path) -> None:
+    dataset, _, candidates = sample
+    # flip_lr's second test input: the truth is third by count but best across views
+    scored = _with_scores(candidates, [(12, 20, -100.0), (17, 20, -80.0), (19, 20, -20.0)])
+    out = tmp_path / "r.html"
+    run = _metrics_run(tmp_path / "run-seed0")
+    summary = write_report(scored, dataset, out, rule="poe", runs=[run])
+    assert summary.solved == 2  # flip_lr too, under poe
+
+    text, page = _parse(out)
+    tables = re.findall(r'<table class="rules">(.*?)</table>', text)
+    assert len(tables) == 3  # one per test input
+    row = dict(re.findall(r"<tr><th>([a-z_]+)</th>(<td>.*?)</tr>", tables[2]))
+    assert list(row) == ["count", "q_weighted", "consistency", "poe", "poe_cells", "poe_count"]
+    assert '<span class="ref ok">C</span> xv -0.0250/cell' in row["poe_cells"]
+    assert '<span class="ref bad">A</span> 5 votes' in row["count"]
+    assert '<span class="ref ok">C</span> xv -1.000/view over 20' in row["poe"]
+    both = '<span class="ref ok">C</span> -1.000 = ln 1 + xv -1.000/view over 20'
+    assert both in row["poe_count"]
+    letters = [f["caption"].split()[0] for f in page.figures if f["section"] == "flip_lr"]
+    assert letters.count("C") == 1  # every distinct grid drawn once per test input
+
+    curves = re.search(r'<section class="curves" id="curves">(.*?)</section>', text).group(1)
+    charts = re.findall(r'<figure class="chart" data-curve="([^"]+)">(.*?)</figure>', curves)
+    assert [title for title, _ in charts] == [
+        "training loss (lm_loss)",
+        "exact accuracy (training)",
+        "mean ACT steps",
+        "learning rate",
+        "evaluation pass@2",
+    ]
+    for title, body in charts:
+        points = re.search(r'<polyline points="([^"]+)"', body).group(1).split()
+        assert len(points) == (2 if title.startswith("evaluation") else 10)
+    points = re.search(r'points="([^"]+)"', charts[0][1]).group(1).split()
+    loss = [tuple(map(float, p.split(","))) for p in points]
+    assert all(b[0] > a[0] and b[1] > a[1] for a, b in itertools.pairwise(loss))  # y grows down
+    assert "run-seed0" in curves and "http" not in text
+
+
+def test_report_rejects_unreadable_run_metrics(sample, tmp_path: Path) -> None:
+    dataset, _, candidates = sample
+    run = _metrics_run(tmp_path / "run")
+    with open(run / "metrics.jsonl", "ab") as f:
+        f.write(b"{not json\n")
+    with pytest.raises(ArcpipeError, match="line 13 is not a metrics record"):
+        write_report(candidates, dataset, tmp_path / "r.html", runs=[run])
+    with pytest.raises(ArcpipeError, match="cannot read run metrics"):
+        write_report(candidates, dataset, tmp_path / "r.html", runs=[tmp_path / "none"])
+    assert not (tmp_path / "r.html").exists()
+
+
+# measures what Chromium laid out: the curves' polylines and the rules tables
+MEASURE = """<script>
+const lines = Array.from(document.querySelectorAll("#curves polyline"));
+document.body.dataset.curves = String(lines.length);
+document.body.dataset.widest = String(Math.round(Math.max(...lines.map((l) => l.getBBox().width))));
+const table = document.querySelector("table.rules");
+document.body.dataset.rulesHeight = String(Math.round(table.getBoundingClientRect().height));
+</script></body>"""
+
+
+def test_report_curves_and_rules_render_in_headless_chromium(sample, tmp_path: Path) -> None:
+    binary = _chromium()
+    dataset, _, candidates = sample
+    scored = _with_scores(candidates, [(12, 20, -100.0), (17, 20, -80.0), (19, 20, -20.0)])
+    report = tmp_path / "report.html"
+    write_report(scored, dataset, report, runs=[_metrics_run(tmp_path / "run")])
+    shot = tmp_path / "shot.png"
+    _run_chromium(
+        binary,
+        tmp_path / "profile1",
+        f"--screenshot={shot}",
+        "--window-size=1200,900",
+        report.resolve().as_uri(),
+    )
+    width, height, pixels = _png(shot)
+    assert (width, height) == (1200, 900) and len(set(pixels)) > 16
+
+    measured = tmp_path / "measured.html"
+    measured.write_text(report.read_text(encoding="utf-8").replace("</body>", MEASURE, 1))
+    dom = _run_chromium(
+        binary,
+        tmp_path / "profile2",
+        "--dump-dom",
+        "--virtual-time-budget=2000",
+        measured.resolve().as_uri(),
+    ).stdout.decode()
+    body = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', re.search(r"<body[^>]*>", dom).group(0)))
+    assert body["curves"] == "5"  # one series in each of the five charts
+    assert int(body["widest"]) > 200  # the steps span the plot's width (274 px)
+    assert int(body["rules-height"]) > 6 * 12  # a header and six rule rows laid out

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from arcpipe import __version__
-from arcpipe.arc.augment import transposes
 from arcpipe.arc.encode import COLOUR_OFFSET, DEFAULT_CANVAS, EOS, PAD, VOCAB_SIZE
 from arcpipe.arc.tasks import Task, load_source, merge_sources, source_digest
 from arcpipe.arc.variants import draw_variants, task_seed
 from arcpipe.data.dataset import Dataset, TaskInfo, task_table, write_dataset
+from arcpipe.data.layout import task_box, view_boxes
 from arcpipe.data.reference_layout import write_reference_layout
 from arcpipe.errors import ArcpipeError
 from arcpipe.fsutil import atomic_directory
@@ -182,11 +182,10 @@ def translation_offsets(
     Returns:
         uint8 [V, P, 2] (row, column) offsets.
     """
-    heights = np.maximum(grids[pairs[pair_ids, 0], 1], _output_dim(grids, pairs[pair_ids, 1], 1))
-    widths = np.maximum(grids[pairs[pair_ids, 0], 2], _output_dim(grids, pairs[pair_ids, 1], 2))
-    swap = np.array([transposes(int(d)) for d in dihedrals])[:, None]
-    rows = np.where(swap, widths[None], heights[None])  # [V, P] extent after the transform
-    cols = np.where(swap, heights[None], widths[None])
+    extents = np.maximum(grids[pairs[pair_ids, 0], 1:3], _output_dims(grids, pairs[pair_ids, 1]))
+    n_var, n_pair = len(dihedrals), len(pair_ids)
+    seen = view_boxes(np.tile(extents, (n_var, 1)), np.repeat(dihedrals, n_pair))
+    rows, cols = seen.reshape(n_var, n_pair, 2).transpose(2, 0, 1)  # [V, P] after the transform
     offsets = np.stack(
         [rng.integers(0, canvas - rows + 1), rng.integers(0, canvas - cols + 1)], axis=-1
     )
@@ -195,8 +194,21 @@ def translation_offsets(
     return offsets.astype(np.uint8)
 
 
-def _output_dim(grids: np.ndarray, outputs: np.ndarray, axis: int) -> np.ndarray:
-    return np.where(outputs >= 0, grids[np.maximum(outputs, 0), axis], 0)
+def _output_dims(grids: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """(height, width) of each output grid, (0, 0) where the output is unknown, [P, 2]."""
+    return np.where(outputs[:, None] >= 0, grids[np.maximum(outputs, 0), 1:3], 0)
+
+
+def _box(grids: np.ndarray, pairs: np.ndarray, splits: dict[str, list[int]], canvas: int):
+    """The task's box (:func:`arcpipe.data.layout.task_box`): its trained-on pairs are the
+    demonstrations, the inputs of its test (or validation) pairs the queries."""
+
+    def shape(grid: int) -> tuple[int, int]:
+        return int(grids[grid, 1]), int(grids[grid, 2])
+
+    demos = [(shape(pairs[p, 0]), shape(pairs[p, 1])) for p in splits["train"]]
+    queries = [shape(pairs[p, 0]) for s in ("val", "test") for p in splits.get(s, [])]
+    return task_box(demos, queries, canvas)
 
 
 def _split_records(variant_ids: np.ndarray, pair_ids: list[int], offsets=None) -> np.ndarray:
@@ -233,7 +245,7 @@ def build_arc_dataset(
     roled = gather_tasks(train_sources, eval_source, options)
     cells, grids, pairs, first_pair = pack_grids([r.task for r in roled])
 
-    variant_rows, colour_rows, short = [], [], {}
+    variant_rows, colour_rows, boxes, short = [], [], [], {}
     records: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
     num_variants = 0
     with Progress("variants", len(roled), quiet=quiet) as progress:
@@ -247,7 +259,9 @@ def build_arc_dataset(
             colour_rows.append(colours)
             if len(ids) < options.num_aug + 1:
                 short[item.task.id] = len(ids)
-            for split, pair_ids in _split_pairs(item, int(first_pair[index])).items():
+            splits_of_task = _split_pairs(item, int(first_pair[index]))
+            boxes.append(_box(grids, pairs, splits_of_task, options.canvas))
+            for split, pair_ids in splits_of_task.items():
                 offsets = None
                 if split == "train" and options.translate:
                     trng = task_seed(options.seed, item.task.id, _TRANSLATION_STREAM)
@@ -265,6 +279,7 @@ def build_arc_dataset(
         "pairs": pairs,
         "variants": np.concatenate(variant_rows).astype(np.int32),
         "colours": np.concatenate(colour_rows),
+        "boxes": np.array(boxes, dtype=np.int32).reshape(-1, 2),
     }
     splits = {s: np.concatenate(r) for s, r in records.items() if r}
     counts = {

@@ -27,6 +27,20 @@ def grid_to_tokens(grid: np.ndarray, canvas: int = DEFAULT_CANVAS, offset=(0, 0)
     return board.reshape(-1)
 
 
+def label_cells(
+    grid: np.ndarray, canvas: int = DEFAULT_CANVAS, offset=(0, 0)
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cells a label of ``grid`` supervises: its colours and its EOS row and column.
+
+    PAD cells are left out (the loss ignores them), so a grid's shape counts through its EOS
+    border and nothing else. Returns positions int64 [n] into the flat board and their tokens
+    uint8 [n], in board order.
+    """
+    board = grid_to_tokens(grid, canvas, offset)
+    positions = np.flatnonzero(board != PAD)
+    return positions, board[positions]
+
+
 @numba.njit(cache=True)
 def _paint(board: np.ndarray, grid: np.ndarray, r0: int, c0: int) -> None:
     """Write ``grid`` and its EOS row/column onto ``board`` at ``(r0, c0)``."""
@@ -45,13 +59,14 @@ def _paint(board: np.ndarray, grid: np.ndarray, r0: int, c0: int) -> None:
 def crop_shape(board: np.ndarray) -> tuple[int, int]:
     """The largest top-left rectangle of colour tokens, as the reference's evaluator finds it.
 
+    ``board`` is a canvas, or a box (``rows x cols``) of a boxed layout.
+
     Rows are scanned top-down; the usable width shrinks at the first non-colour token of each row
     and never grows back; the (rows, cols) with the largest area wins (the first one on ties).
     """
-    canvas = board.shape[0]
     best_area, best_r, best_c = 0, 0, 0
-    width = canvas
-    for r in range(canvas):
+    width = board.shape[1]
+    for r in range(board.shape[0]):
         for c in range(width):
             token = board[r, c]
             if token < COLOUR_OFFSET or token > VOCAB_SIZE - 1:

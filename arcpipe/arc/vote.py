@@ -11,6 +11,22 @@ grouped per (task, test input); groups are ranked by the chosen rule:
 ``consistency``
     the mean log-probability of the grid's cells over the views that produced it, then count,
     then first appearance (an augmentation-consistency score).
+``poe`` (product of experts)
+    the grid's log-probability under every view of its test input, produced it or not, averaged
+    over those views (:mod:`arcpipe.arc.crossview`; within one run every scored grid of a test
+    input is scored under the same views, so this ranks as the sum does); then count, mean
+    sigmoid(q_halt), first appearance. Only the top K grids by count were scored; the others
+    follow them in count order.
+``poe_cells``
+    the ``poe`` score per scored cell (the mean over views and over the grid's colour and EOS
+    border cells): the joint probability of ``poe`` favours grids with fewer cells, this does
+    not; unscored grids follow in count order.
+``poe_count``
+    log(count) + the ``poe`` score: the log of the vote count times the geometric mean of the
+    grid's probability over the views; unscored grids follow in count order, as for ``poe``.
+
+In an ensemble (:func:`arcpipe.arc.candidates.merge_runs`) counts and sums add up over the runs,
+and the ``poe`` score averages over every (run, view) the grid was scored under.
 
 Everything is vectorised with one sort, so 386k candidates vote in well under a second.
 """
@@ -22,8 +38,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from arcpipe.arc.candidates import Candidates, grid_hashes
+from arcpipe.errors import ArcpipeError
 
-RULES = ("count", "q_weighted", "consistency")
+RULES = ("count", "q_weighted", "consistency", "poe", "poe_cells", "poe_count")
+CROSS_VIEW_RULES = ("poe", "poe_cells", "poe_count")  # need the candidates' cross-view scores
 
 
 @dataclass
@@ -38,6 +56,15 @@ class Votes:
     mean_q: np.ndarray  # float64 [G]
     mean_logprob: np.ndarray  # float64 [G]
     rank: np.ndarray  # int64 [G] 0 = best within its (task, test)
+    sum_q: np.ndarray  # float64 [G]
+    cross_logprob: np.ndarray  # float64 [G] mean log-probability over the views scored; NaN: none
+    cross_over: np.ndarray  # int64 [G] views it was scored under (0: not among the top K)
+    cross_cell_logprob: np.ndarray  # float64 [G] the same per scored cell; NaN: none
+
+    @property
+    def poe_count(self) -> np.ndarray:
+        """float64 [G] the ``poe_count`` score, log(count) + cross_logprob (NaN: unscored)."""
+        return np.log(np.maximum(self.count, 1)) + self.cross_logprob
 
     def __post_init__(self) -> None:
         self._keys = self.task.astype(np.int64) * _STRIDE + self.test  # sorted
@@ -59,6 +86,11 @@ def vote(candidates: Candidates, rule: str = "count") -> Votes:
     """Group identical grids per test input and rank them by ``rule`` (see the module doc)."""
     if rule not in RULES:
         raise ValueError(f"unknown voting rule {rule!r}")
+    if rule in CROSS_VIEW_RULES and candidates.cross_view_k == 0:
+        raise ArcpipeError(
+            f"--vote-rule {rule} needs cross-view scores, and these candidates have none "
+            "(predicted with --cross-view-k 0, or by an arcpipe before candidates format 2)"
+        )
     c = candidates
     hashes = grid_hashes(c.shapes, c.starts, c.cells)
     order = np.lexsort((c.view, hashes[:, 1], hashes[:, 0], c.test, c.task))
@@ -78,12 +110,19 @@ def vote(candidates: Candidates, rule: str = "count") -> Votes:
     task, test = c.task[first], c.test[first]
     mean_q, mean_lp = sum_q / np.maximum(count, 1), sum_lp / np.maximum(count, 1)
     first_view = c.view[first]
+    cross_sum, cross_over, cross_cells = _cross_view_sums(c, order, new_group)
+    unscored = cross_over == 0
+    cross = np.where(unscored, np.nan, cross_sum / np.maximum(cross_over, 1))
+    per_cell = np.where(unscored, np.nan, cross_sum / np.maximum(cross_cells, 1))
     if rule == "count":
         keys = (first_view, -mean_q, -count)
     elif rule == "q_weighted":
         keys = (first_view, -sum_q)
-    else:
+    elif rule == "consistency":
         keys = (first_view, -count, -mean_lp)
+    else:
+        score = {"poe": cross, "poe_cells": per_cell, "poe_count": np.log(count) + cross}[rule]
+        keys = (first_view, -mean_q, -count, -np.nan_to_num(score), unscored)
     ranked = np.lexsort((*keys, test, task))
     group_key = task[ranked].astype(np.int64) * _STRIDE + test[ranked]
     boundaries = np.flatnonzero(np.diff(group_key, prepend=-1))
@@ -99,7 +138,34 @@ def vote(candidates: Candidates, rule: str = "count") -> Votes:
         mean_q[ranked],
         mean_lp[ranked],
         rank.astype(np.int64),
+        sum_q[ranked],
+        cross[ranked],
+        cross_over[ranked].astype(np.int64),
+        per_cell[ranked],
     )
+
+
+def _cross_view_sums(
+    c: Candidates, order: np.ndarray, new_group: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per group (in ``order``'s grouping): summed cross-view log-probability, views, cells."""
+    groups = int(new_group.sum())
+    group_of = np.empty(len(order), dtype=np.int64)
+    group_of[order] = np.cumsum(new_group) - 1
+    by_view = np.argsort(c.view, kind="stable")
+    at = np.searchsorted(c.view[by_view], c.scored_view)
+    found = at < len(by_view)
+    found[found] = c.view[by_view[at[found]]] == c.scored_view[found]
+    if not found.all():
+        raise ValueError("a cross-view score refers to a view without a candidate")
+    owner = group_of[by_view[at]] if len(at) else np.zeros(0, np.int64)
+    total = np.zeros(groups)
+    over = np.zeros(groups, dtype=np.int64)
+    cells = np.zeros(groups, dtype=np.int64)
+    np.add.at(total, owner, c.scored_logprob)
+    np.add.at(over, owner, c.scored_over)
+    np.add.at(cells, owner, c.scored_cells)
+    return total, over, cells
 
 
 def pass_at_k(

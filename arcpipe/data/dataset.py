@@ -18,6 +18,8 @@ Files (all arrays are ``.npy``, opened with ``mmap_mode="r"``)::
     colours.npy          uint8 [V, 10]         each variant's value map (colours[0] == 0)
     row_perms.npy        uint8 [V, canvas]     optional: rows of the transformed grid, permuted
     col_perms.npy        uint8 [V, canvas]     optional: columns likewise (Sudoku's bands/stacks)
+    boxes.npy            int32 [T, 2]          ARC: each task's box (rows, columns) in its own
+                                               frame, for boxed boards (arcpipe.data.layout)
     <split>.npy          int32 [N, 4]          (variant, pair, row offset, column offset), sorted
                                                by variant; splits: train, test and optionally val
 
@@ -37,14 +39,15 @@ import orjson
 from arcpipe.arc.augment import Transform
 from arcpipe.arc.encode import encode_examples
 from arcpipe.errors import ArcpipeError
-from arcpipe.fsutil import write_json_atomic
+from arcpipe.fsutil import file_digest, write_json_atomic
 
 FORMAT_NAME = "arcpipe-dataset"
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 TASK_IDS = "task_ids.json"
 ARRAYS = ("tasks", "cells", "grids", "pairs", "variants", "colours")
-OPTIONAL_ARRAYS = ("row_perms", "col_perms")
+PERMUTATIONS = ("row_perms", "col_perms")
+OPTIONAL_ARRAYS = (*PERMUTATIONS, "boxes")
 SPLITS = ("train", "val", "test")
 ROLES = ("train", "target", "val")
 BLANK_PUZZLE_ID = 0
@@ -122,8 +125,11 @@ class Dataset:
                 file=path,
             )
         raw = manifest_path.read_bytes()
-        manifest = orjson.loads(raw)
-        if manifest.get("format") != FORMAT_NAME:
+        try:
+            manifest = orjson.loads(raw)
+        except orjson.JSONDecodeError as err:
+            raise ArcpipeError(f"damaged manifest: {err}", file=manifest_path) from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
             raise ArcpipeError("not an arcpipe dataset manifest", file=manifest_path)
         version = manifest.get("format_version")
         if version != FORMAT_VERSION:
@@ -132,10 +138,14 @@ class Dataset:
                 "rebuild it with this arcpipe's build-data",
                 file=manifest_path,
             )
+        _verify_files(path, manifest)
         task_ids = orjson.loads((path / TASK_IDS).read_bytes())
 
         def load(name: str) -> np.ndarray:
-            return np.load(path / f"{name}.npy", mmap_mode="r")
+            try:
+                return np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as err:
+                raise ArcpipeError(f"cannot read array: {err}", file=path / f"{name}.npy") from None
 
         arrays = {name: load(name) for name in ARRAYS}
         arrays.update({n: load(n) for n in OPTIONAL_ARRAYS if (path / f"{n}.npy").exists()})
@@ -183,7 +193,7 @@ class Dataset:
         identity = np.broadcast_to(np.arange(self.canvas, dtype=np.uint8), (n, self.canvas))
         row_perms, col_perms = (
             np.asarray(self.arrays[name][which]) if name in self.arrays else identity
-            for name in OPTIONAL_ARRAYS
+            for name in PERMUTATIONS
         )
         inputs = np.empty((n, self.seq_len), dtype=np.uint8)
         labels = np.empty((n, self.seq_len), dtype=np.uint8)
@@ -213,7 +223,7 @@ class Dataset:
         if split != "train":
             index -= task.num_train
         identity = np.arange(self.canvas)
-        for name in OPTIONAL_ARRAYS:
+        for name in PERMUTATIONS:
             if name in self.arrays and not np.array_equal(self.arrays[name][variant], identity):
                 raise NotImplementedError("a view with permuted rows/columns has no Transform")
         transform = Transform(d, np.array(self.arrays["colours"][variant]))
@@ -279,10 +289,18 @@ def write_dataset(
     return written
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _verify_files(path: Path, manifest: dict) -> None:
+    """Every file the manifest lists is present with its recorded sha256 (a copy cut short, a
+    flipped bit or a file of another build is refused before anything reads it)."""
+    for name, digest in manifest.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            raise ArcpipeError(
+                "incomplete dataset: file missing (rebuild or copy it again)", file=file
+            )
+        if file_digest(file) != digest:
+            raise ArcpipeError(
+                "damaged dataset: contents differ from the manifest's sha256 (rebuild or copy "
+                "it again)",
+                file=file,
+            )

@@ -8,6 +8,10 @@ stream every ``eval_interval`` epochs and drops the incomplete batch there).
 
 Every rank computes the same global batch from ``(seed, epoch)`` and keeps its own slice, so there
 is nothing to synchronise. The position (epoch, next group) is the whole sampler state.
+
+With boxed boards (:mod:`arcpipe.data.layout`) the tasks are split into a few buckets of one
+sequence length each (:class:`BucketedSampler`); each bucket runs the epoch rule over its own
+tasks, and each step draws one bucket, in proportion to its examples per epoch.
 """
 
 from __future__ import annotations
@@ -19,7 +23,17 @@ import torch
 
 from arcpipe.arc.encode import PAD
 from arcpipe.data.dataset import Dataset
+from arcpipe.data.layout import (
+    FILLER,
+    Bucket,
+    Layout,
+    bucket_of,
+    padding_overhead,
+    plan_buckets,
+)
 from arcpipe.train.losses import IGNORE
+
+_BUCKET_STREAM = 0xB0C  # seeds the per-step choice of a bucket
 
 
 @dataclass
@@ -29,21 +43,24 @@ class Batch:
     inputs: torch.Tensor  # (B, S) token ids
     labels: torch.Tensor  # (B, S) token ids, IGNORE where unsupervised
     puzzle_ids: torch.Tensor  # (B,)
+    positions: torch.Tensor | None = None  # (B, S) canvas position of each cell; None: in order
+    mask: torch.Tensor | None = None  # (B, S) bool, False for filler cells; None: no fillers
 
     def where(self, mask: torch.Tensor, other: Batch) -> Batch:
         """Rows from ``other`` where ``mask`` (B,) is set, from ``self`` elsewhere."""
 
-        def pick(mine: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
+        def pick(mine: torch.Tensor | None, theirs: torch.Tensor | None) -> torch.Tensor | None:
+            if mine is None:
+                return None
             return torch.where(mask.view(-1, *[1] * (mine.dim() - 1)), theirs, mine)
 
-        return Batch(
-            pick(self.inputs, other.inputs),
-            pick(self.labels, other.labels),
-            pick(self.puzzle_ids, other.puzzle_ids),
-        )
+        return Batch(*(pick(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)))
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(*(getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)))
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, non_blocking=True)
+
+        return Batch(*(move(getattr(self, f.name)) for f in fields(self)))
 
 
 @dataclass
@@ -54,21 +71,39 @@ class _EpochPlan:
 
 
 class TrainSampler:
-    """Yields the rows of each global batch; see the module docstring."""
+    """Yields the rows of each global batch; see the module docstring.
 
-    def __init__(self, dataset: Dataset, split: str, global_batch: int, seed: int) -> None:
+    ``tasks`` restricts the groups to those task indices (a bucket); ``stream`` then seeds
+    their own epoch plans.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        split: str,
+        global_batch: int,
+        seed: int,
+        tasks: np.ndarray | None = None,
+        stream: int | None = None,
+    ) -> None:
         self.dataset = dataset
         self.split = split
         self.global_batch = global_batch
         self.seed = seed
+        self.stream = stream
         variants = np.asarray(dataset.examples(split)[:, 0])
         # The split's variants, each with its contiguous run of example rows.
         self.variant_ids, self.variant_start, self.variant_count = np.unique(
             variants, return_index=True, return_counts=True
         )
-        tasks = np.asarray(dataset.arrays["variants"][self.variant_ids, 0])
+        tasks_of = np.asarray(dataset.arrays["variants"][self.variant_ids, 0])
+        if tasks is not None:
+            keep = np.isin(tasks_of, tasks)
+            self.variant_ids, self.variant_start = self.variant_ids[keep], self.variant_start[keep]
+            self.variant_count, tasks_of = self.variant_count[keep], tasks_of[keep]
+        self.tasks = np.unique(tasks_of)
         _, self.group_start, self.group_size = np.unique(
-            tasks, return_index=True, return_counts=True
+            tasks_of, return_index=True, return_counts=True
         )
         self.max_examples = int(self.variant_count.max())
         self.epoch, self.group = 0, 0
@@ -80,11 +115,16 @@ class TrainSampler:
 
     def examples_per_epoch(self) -> float:
         """The reference's measure: groups x mean examples per variant."""
-        return self.num_groups * len(self.dataset.examples(self.split)) / len(self.variant_ids)
+        return self.num_groups * self.variant_count.sum() / max(1, len(self.variant_ids))
+
+    def group_weights(self) -> np.ndarray:
+        """Each group's mean examples per variant (what one visit brings), float [G]."""
+        return np.add.reduceat(self.variant_count, self.group_start) / self.group_size
 
     def _epoch_plan(self, epoch: int) -> _EpochPlan:
         if self._plan is None or self._plan[0] != epoch:
-            rng = np.random.default_rng([self.seed, epoch])
+            key = [self.seed, epoch] if self.stream is None else [self.seed, self.stream, epoch]
+            rng = np.random.default_rng(key)
             order = rng.permutation(self.num_groups)
             variant = self.group_start + rng.integers(0, self.group_size)
             keys = rng.random((self.num_groups, self.max_examples))
@@ -116,13 +156,93 @@ class TrainSampler:
         self.epoch, self.group = int(state["epoch"]), int(state["group"])
 
 
-def encode_batch(dataset: Dataset, split: str, rows: np.ndarray) -> Batch:
-    """Encode example ``rows`` as model tensors (PAD labels become IGNORE)."""
-    inputs, labels, puzzle_ids = dataset.encode(split, rows)
+class BucketedSampler:
+    """Training batches of one board length each: a :class:`TrainSampler` per bucket of tasks.
+
+    Full boards have one bucket (the canvas) whose sampler is exactly the plain one. Boxed
+    boards group the tasks into at most ``max_buckets`` lengths chosen to minimise filler cells
+    (:func:`~arcpipe.data.layout.plan_buckets`, each task weighing its examples per epoch); step
+    ``t`` draws bucket ``b`` with probability proportional to its examples per epoch, from a
+    generator seeded by ``(seed, t)``, the same on every rank and after a resume.
+    """
+
+    def __init__(
+        self, layout: Layout, split: str, global_batch: int, seed: int, max_buckets: int
+    ) -> None:
+        self.layout, self.seed, self.step = layout, seed, 0
+        dataset = layout.dataset
+        if not layout.boxed:
+            self.samplers = [TrainSampler(dataset, split, global_batch, seed)]
+            self.buckets = [Bucket(dataset.seq_len, False)]
+            self.overhead = 0.0  # filler share of the cells
+            return
+        every = TrainSampler(dataset, split, global_batch, seed)
+        cells = layout.task_cells()[every.tasks]
+        weights = every.group_weights()
+        lengths = plan_buckets(cells, weights, max_buckets)
+        which = bucket_of(cells, lengths)
+        self.samplers = [
+            TrainSampler(dataset, split, global_batch, seed, every.tasks[which == b], b + 1)
+            for b in range(len(lengths))
+        ]
+        self.buckets = [
+            Bucket(int(n), bool((cells[which == b] < n).any())) for b, n in enumerate(lengths)
+        ]
+        self.overhead = padding_overhead(cells, weights, lengths)
+
+    def examples_per_epoch(self) -> float:
+        return float(sum(s.examples_per_epoch() for s in self.samplers))
+
+    def next_rows(self) -> tuple[int, np.ndarray]:
+        """The next bucket and its global batch's example rows, advancing the position."""
+        bucket = 0
+        if len(self.samplers) > 1:
+            share = np.cumsum([s.examples_per_epoch() for s in self.samplers])
+            draw = np.random.default_rng([self.seed, _BUCKET_STREAM, self.step]).random()
+            bucket = int(np.searchsorted(share / share[-1], draw, side="right"))
+        self.step += 1
+        return bucket, self.samplers[bucket].next_rows()
+
+    def state_dict(self) -> dict:
+        if not self.layout.boxed:
+            return self.samplers[0].state_dict()  # as a plain sampler's (older checkpoints)
+        return {"step": self.step, "buckets": [s.state_dict() for s in self.samplers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if not self.layout.boxed:
+            self.samplers[0].load_state_dict(state)
+            return
+        self.step = int(state["step"])
+        for sampler, saved in zip(self.samplers, state["buckets"], strict=True):
+            sampler.load_state_dict(saved)
+
+
+def encode_batch(
+    dataset: Dataset,
+    split: str,
+    rows: np.ndarray,
+    layout: Layout | None = None,
+    bucket: Bucket | None = None,
+) -> Batch:
+    """Encode example ``rows`` as model tensors (PAD labels become IGNORE).
+
+    Full boards without a boxed ``layout``; with one, boards of ``bucket.length`` cells with
+    their positions, and a filler mask when the bucket is masked.
+    """
+    positions = mask = None
+    if layout is None or not layout.boxed:
+        inputs, labels, puzzle_ids = dataset.encode(split, rows)
+    else:
+        inputs, labels, puzzle_ids, cells = layout.encode(split, rows, bucket.length)
+        positions = torch.from_numpy(cells)
+        if bucket.masked:
+            mask = positions != FILLER
     labels = torch.from_numpy(labels.astype(np.int64))
     labels[labels == PAD] = IGNORE
     return Batch(
         torch.from_numpy(inputs.astype(np.int64)),
         labels,
         torch.from_numpy(puzzle_ids.astype(np.int64)),
+        positions,
+        mask,
     )

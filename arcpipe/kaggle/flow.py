@@ -58,6 +58,7 @@ class Flow:
         self.scratch = root / "temp" / "arcpipe"
         self.submission = self.working / "submission.json"
         self.data, self.run = self.scratch / "data", self.scratch / "run"
+        self.candidates = self.scratch / "submission.candidates.npz"
         self.logs = self.working / "arcpipe-logs"
         self.expected: dict[str, int] | None = None
         self.competition: CompetitionFiles | None = None
@@ -117,11 +118,14 @@ class Flow:
             raise _Skip("no time left in the plan")
         return seconds
 
-    def _run(self, phase: str, args: list[str], seconds: float, gpus: int = 0) -> CommandResult:
+    def _run(
+        self, phase: str, args: list[str], seconds: float, gpus: int = 0, retry: bool = False
+    ) -> CommandResult:
         cmd = arcpipe_command(gpus) + args
         if phase in self.settings.faults():
             cmd.append(FAULT_OPTION)
-        return run_command(cmd, self.logs / f"{phase}.log", seconds)
+        log = self.logs / f"{phase}{'-retry' if retry else ''}.log"
+        return run_command(cmd, log, seconds)
 
     # ------------------------------------------------------------------------- phases
 
@@ -175,7 +179,7 @@ class Flow:
             if result.out_of_memory and self.checkpoint() is None and batch > max(1, gpus):
                 batch = self._posttrain_batch(max(1, gpus), batch // 2)
                 self.log(f"train: out of memory, retrying at global batch {batch}")
-                result = self._train(export, gpus, batch)
+                result = self._train(export, gpus, batch, retry=True)
             _check(result, "train", self.checkpoint())
             return f"global batch {batch}, checkpoint {self.checkpoint()}"
 
@@ -193,7 +197,7 @@ class Flow:
             result = self._predict(gpus, batch=0)
             if result.out_of_memory:
                 self.log("predict: out of memory, retrying at batch 16")
-                result = self._predict(gpus, batch=16)
+                result = self._predict(gpus, batch=16, retry=True)
             _check(result, "predict")
             return f"{self.settings.views or 'all'} views per test input"
 
@@ -252,19 +256,22 @@ class Flow:
         return int(record.get("dataset", {}).get("canvas", 30))
 
     def _posttrain_batch(self, world: int, batch: int = 0) -> int:
-        """The recipe's global batch (or ``batch``), rounded down to a multiple of the ranks."""
+        """The recipe's global batch (its ``posttrain_set`` included) or ``batch``, rounded down
+        to a multiple of the ranks."""
         from arcpipe.config import load_config
 
-        batch = batch or load_config(self.posttrain_config()).train.global_batch_size
+        recipe = load_config(self.posttrain_config(), self.settings.posttrain_set.split())
+        batch = batch or recipe.train.global_batch_size
         return max(world, batch - batch % world)
 
-    def _train(self, export: Path, gpus: int, batch: int) -> CommandResult:
+    def _train(self, export: Path, gpus: int, batch: int, retry: bool = False) -> CommandResult:
         seconds = self._budget("train")
-        return self._run("train", self._train_args(export, seconds, gpus, batch), seconds, gpus)
+        args = self._train_args(export, seconds, gpus, batch)
+        return self._run("train", args, seconds, gpus, retry)
 
-    def _predict(self, gpus: int, batch: int) -> CommandResult:
+    def _predict(self, gpus: int, batch: int, retry: bool = False) -> CommandResult:
         seconds = self._budget("predict")
-        return self._run("predict", self._predict_args(seconds, gpus, batch), seconds, gpus)
+        return self._run("predict", self._predict_args(seconds, gpus, batch), seconds, gpus, retry)
 
     def _train_args(self, export: Path, seconds: float, gpus: int, batch: int) -> list[str]:
         """The recipe's [train] settings; the architecture comes from the export (--init-from).
@@ -273,9 +280,10 @@ class Flow:
         the predict phase does that work once, inside its own time allowance.
         """
         args = ["train", "--data", str(self.data), "--config", self.posttrain_config()]
-        args += ["--set", f"train.global_batch_size={batch}", "--set", "train.eval_split=val"]
         for item in self.settings.posttrain_set.split():
             args += ["--set", item]
+        # Last, so that the batch the flow chose (an out-of-memory retry halves it) wins.
+        args += ["--set", f"train.global_batch_size={batch}", "--set", "train.eval_split=val"]
         args += ["--out", str(self.run), "--init-from", str(export), "--resume", "auto"]
         args += ["--max-time", f"{_inner(seconds):.0f}s", "--device", _device(gpus)]
         if self.settings.posttrain_steps > 0:
@@ -286,14 +294,20 @@ class Flow:
         # A checkpoint path, not --run: torchrun's parser takes --run for its own --run-path.
         args = ["predict", "--checkpoint", str(self.checkpoint())]
         args += ["--data", str(self.data), "--out", str(self.submission)]
-        args += ["--candidates", str(self.scratch / "submission.candidates.npz")]
+        args += ["--candidates", str(self.candidates)]
         args += ["--attempts", str(self.settings.attempts), "--views", str(self.settings.views)]
         args += ["--max-time", f"{_inner(seconds):.0f}s", "--device", _device(gpus)]
         if batch:
             args += ["--batch-size", str(batch)]
+        # Cross-view scores only when the rule needs them: without them the views go strictly
+        # variant by variant, the best order for a prediction the time plan may cut short.
+        rule = self.settings.vote_rule
+        args += ["--vote-rule", rule, "--cross-view-k", "8" if rule.startswith("poe") else "0"]
         return args + (["--halt-early"] if self.settings.halt_early else [])
 
     def _ensure_valid(self) -> None:
+        """Repair an invalid submission.json: the vote of the predict phase's candidates when
+        they load and belong to this flow's dataset, else the fallback."""
         from arcpipe.arc.submission import load_submission, validate_submission
         from arcpipe.errors import ArcpipeError
 
@@ -303,8 +317,28 @@ class Flow:
             submission = load_submission(self.submission)
             validate_submission(submission, self.expected, self.submission, self.settings.attempts)
         except ArcpipeError as err:
-            self.log(f"finish: {err}; writing the fallback again")
-            write_fallback(self.competition.test, self.submission, self.settings.attempts)
+            self.log(f"finish: {err}")
+            try:
+                self._vote_again()
+                self.log("finish: wrote the vote of the predict phase's candidates again")
+            except Exception as vote_err:  # no usable candidates: the fallback is always valid
+                self.log(f"finish: no candidates to vote ({vote_err}); writing the fallback again")
+                write_fallback(self.competition.test, self.submission, self.settings.attempts)
+
+    def _vote_again(self) -> None:
+        from arcpipe.arc.candidates import Candidates
+        from arcpipe.arc.submission import submission_from_votes, write_submission
+        from arcpipe.arc.vote import vote
+        from arcpipe.data.dataset import Dataset
+        from arcpipe.predict import target_test_inputs
+
+        if not self.dataset_ready:
+            raise FileNotFoundError("no dataset")
+        dataset = Dataset.open(self.data)
+        votes = vote(Candidates.load(self.candidates), self.settings.vote_rule)
+        attempts = self.settings.attempts
+        submission = submission_from_votes(votes, target_test_inputs(dataset), attempts)
+        write_submission(self.submission, submission, self.expected, attempts)
 
     def _self_score(self) -> dict:
         from arcpipe.arc.score import score_submission

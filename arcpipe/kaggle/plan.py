@@ -79,6 +79,7 @@ class Settings:
     posttrain_set: str = ""  # extra config overrides, "train.lr=5e-5 train.ema_rate=0.99"
     views: int = 256  # augmented views per test input; 0: all
     halt_early: bool = False  # stop a view when its halting head says so
+    vote_rule: str = "count"  # arcpipe.arc.vote rule; a cross-view rule also scores across views
     num_aug: int = 1000  # augmented variants per task in the built dataset
     attempts: int = 2
     extra_sources: str = ""  # comma-separated: training, evaluation, or SOURCE paths

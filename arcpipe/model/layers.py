@@ -6,6 +6,7 @@ Shape legend: B batch, L positions (puzzle prefix + board), D hidden size, H hea
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -178,6 +179,15 @@ class _GatedDown(torch.autograd.Function):
         )
 
 
+class Geometry(NamedTuple):
+    """Per-example positions of a boxed batch (``model.board = "boxed"``): the rotary tables
+    gathered at each cell's position, and which keys take part in attention (fillers do not)."""
+
+    cos: torch.Tensor | None  # (B, L, K), None without rotary embeddings
+    sin: torch.Tensor | None  # (B, L, K)
+    mask: torch.Tensor | None  # (B, 1, 1, L) bool, True for real cells; None: no fillers
+
+
 class RotaryEmbedding(nn.Module):
     """Rotary position embedding, rotate-half convention, float32 tables (reference §4.2).
 
@@ -192,14 +202,24 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("cos", torch.cat([freqs.cos(), freqs.cos()], -1), persistent=False)
         self.register_buffer("sin", torch.cat([-freqs.sin(), freqs.sin()], -1), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Rotate ``x`` of shape (B, L, ..., K) along its last axis by position L."""
+    def forward(self, x: torch.Tensor, geometry: Geometry | None = None) -> torch.Tensor:
+        """Rotate ``x`` of shape (B, L, ..., K) along its last axis by position: L, or the
+        positions ``geometry`` gathered."""
         half = x.shape[-1] // 2
         xf = x.float()
         swapped = torch.cat([xf[..., half:], xf[..., :half]], dim=-1)  # (x2, x1)
-        shape = (x.shape[1],) + (1,) * (x.dim() - 3) + (x.shape[-1],)  # (L, 1, ..., K)
-        out = torch.addcmul(xf * self.cos.view(shape), swapped, self.sin.view(shape))
-        return out.to(x.dtype)
+        middle = (1,) * (x.dim() - 3)
+        if geometry is None:
+            shape = (x.shape[1], *middle, x.shape[-1])  # (L, 1, ..., K)
+            cos, sin = self.cos.view(shape), self.sin.view(shape)
+        else:
+            shape = (x.shape[0], x.shape[1], *middle, x.shape[-1])  # (B, L, 1, ..., K)
+            cos, sin = geometry.cos.view(shape), geometry.sin.view(shape)
+        return torch.addcmul(xf * cos, swapped, sin).to(x.dtype)
+
+    def gather(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tables at ``positions`` (B, L) of the full sequence: two (B, L, K)."""
+        return self.cos[positions], self.sin[positions]
 
 
 class Attention(nn.Module):
@@ -211,15 +231,20 @@ class Attention(nn.Module):
         self.qkv = linear(hidden, 3 * hidden, generator)
         self.out = linear(hidden, hidden, generator)
 
-    def forward(self, h: torch.Tensor, rope: RotaryEmbedding | None) -> torch.Tensor:
+    def forward(
+        self, h: torch.Tensor, rope: RotaryEmbedding | None, geometry: Geometry | None = None
+    ) -> torch.Tensor:
         B, L, D = h.shape
         qkv = self.qkv(h).view(B, L, 3, self.heads, D // self.heads)
         # v copied out of qkv: a view would keep all of qkv alive for the backward pass.
         qk, v = qkv[:, :, :2], qkv[:, :, 2].contiguous()  # (B, L, 2, H, K), (B, L, H, K)
         if rope is not None:
-            qk = rope(qk)  # queries and keys rotated in one pass
+            qk = rope(qk, geometry)  # queries and keys rotated in one pass
         q, k = qk.unbind(dim=2)
-        o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        mask = None if geometry is None else geometry.mask
+        o = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask
+        )
         return self.out(o.transpose(1, 2).reshape(B, L, D))  # (B, H, L, K) -> (B, L, D)
 
 
@@ -253,10 +278,12 @@ class Block(nn.Module):
             else ConvSwiGLU(hidden, expansion, conv_dtype, generator)
         )
 
-    def forward(self, h: torch.Tensor, rope: RotaryEmbedding | None) -> torch.Tensor:
+    def forward(
+        self, h: torch.Tensor, rope: RotaryEmbedding | None, geometry: Geometry | None = None
+    ) -> torch.Tensor:
         if self.token_mlp is not None:
             t = h.transpose(1, 2)  # (B, D, L)
             h = rms_norm(t + self.token_mlp(t), self.eps).transpose(1, 2)
         else:
-            h = rms_norm(h + self.attention(h, rope), self.eps)
+            h = rms_norm(h + self.attention(h, rope, geometry), self.eps)
         return rms_norm(h + self.mlp(h), self.eps)

@@ -9,7 +9,8 @@ One small network ``f`` (``num_layers`` post-norm blocks) refines a latent ``z``
 
 One call of :meth:`TRM.forward` is one supervision (ACT) step: T(n+1) applications of ``f``,
 gradients through the last n+1. The board logits come from ``y`` past the puzzle prefix; the halting
-logits from ``y`` at position 0.
+logits from ``y`` at position 0. With boxed boards (:mod:`arcpipe.data.layout`) the board is a
+task's box, each cell carrying its canvas position, and filler cells masked out of attention.
 
 With ``state = "single"`` (the Universal Reasoning Model, urm-reference §3) there is one hidden
 state ``h`` in place of y and z, and no answer update::
@@ -34,10 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from arcpipe.config import ModelConfig
-from arcpipe.model.layers import Block, RotaryEmbedding, linear, trunc_normal_
+from arcpipe.model.layers import Block, Geometry, RotaryEmbedding, linear, trunc_normal_
 from arcpipe.model.puzzle_embedding import PuzzleEmbedding
 
-Q_HALT_INIT_BIAS = -5.0  # halting starts off: sigmoid(-5) ~ 0.007
 LEARNED_POS_SCALE = 1 / math.sqrt(2)  # averages token and position embeddings, as the reference
 
 
@@ -116,7 +116,7 @@ class TRM(nn.Module):
         self.q_head = nn.Linear(D, 2, bias=True)
         with torch.no_grad():
             self.q_head.weight.zero_()
-            self.q_head.bias.fill_(Q_HALT_INIT_BIAS)
+            self.q_head.bias.fill_(config.halt_init_bias)  # -5: sigmoid ~ 0.007, halting off
         # Fixed (not learned) starting points of y and z (of h alone with state = "single"),
         # shared by every position and sample.
         self.register_buffer("answer_init", trunc_normal_(torch.empty(D), 1.0, g))
@@ -125,8 +125,18 @@ class TRM(nn.Module):
 
     # ------------------------------------------------------------------------- pieces
 
-    def embed_input(self, inputs: torch.Tensor, puzzle_ids: torch.Tensor) -> torch.Tensor:
-        """x: board tokens (B, S) and puzzle ids (B,) -> (B, L, D)."""
+    def sequence_positions(self, positions: torch.Tensor) -> torch.Tensor:
+        """Positions of the whole sequence (B, L): the prefix's, then each board cell's canvas
+        position after it (a filler's is taken as 0; it is masked out)."""
+        prefix = torch.arange(self.prefix_len, device=positions.device)
+        prefix = prefix.expand(positions.shape[0], -1)
+        return torch.cat([prefix, self.prefix_len + positions.clamp(min=0)], dim=1)
+
+    def embed_input(
+        self, inputs: torch.Tensor, puzzle_ids: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x: board tokens (B, S), puzzle ids (B,), canvas positions (B, S) or None for the full
+        canvas -> (B, L, D)."""
         x = self.embed(inputs)  # (B, S, D)
         if self.puzzle_table is not None:
             B, D = inputs.shape[0], self.config.hidden_size
@@ -134,47 +144,66 @@ class TRM(nn.Module):
             prefix = F.pad(vector, (0, self.prefix_len * D - vector.shape[1]))
             x = torch.cat([prefix.view(B, self.prefix_len, D).to(x.dtype), x], dim=1)
         if self.pos is not None:
-            x = LEARNED_POS_SCALE * (x + self.pos)
+            pos = self.pos if positions is None else self.pos[self.sequence_positions(positions)]
+            x = LEARNED_POS_SCALE * (x + pos)
         return (self.embed_scale * x).to(self.compute_dtype)
 
-    def f(self, h: torch.Tensor, injection: torch.Tensor) -> torch.Tensor:
+    def geometry(self, positions: torch.Tensor, mask: torch.Tensor | None) -> Geometry:
+        """Rotary tables at each cell's position and the key mask of a boxed batch."""
+        cos = sin = None
+        if self.rope is not None:
+            cos, sin = self.rope.gather(self.sequence_positions(positions))  # (B, L, K)
+        if mask is not None:
+            prefix = mask.new_ones(mask.shape[0], self.prefix_len)
+            mask = torch.cat([prefix, mask], dim=1)[:, None, None, :]  # (B, 1, 1, L)
+        return Geometry(cos, sin, mask)
+
+    def f(
+        self, h: torch.Tensor, injection: torch.Tensor, geometry: Geometry | None = None
+    ) -> torch.Tensor:
         """The single network: all blocks applied to ``h + injection``, (B, L, D)."""
         h = h + injection
         for block in self.blocks:
-            h = block(h, self.rope)
+            h = block(h, self.rope, geometry)
         return h
 
     def cycle(
-        self, y: torch.Tensor, z: torch.Tensor, x: torch.Tensor
+        self, y: torch.Tensor, z: torch.Tensor, x: torch.Tensor, geometry: Geometry | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One recursion cycle: n latent updates, then one answer update."""
         for _ in range(self.config.latent_steps):
-            z = self.f(z, y + x)
-        return self.f(y, z), z
+            z = self.f(z, y + x, geometry)
+        return self.f(y, z, geometry), z
 
     def recurse(
-        self, y: torch.Tensor, z: torch.Tensor, x: torch.Tensor
+        self, y: torch.Tensor, z: torch.Tensor, x: torch.Tensor, geometry: Geometry | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """T cycles; only the last one is differentiated (paper Algorithm 3)."""
         with torch.no_grad():
             for _ in range(self.config.cycles - 1):
-                y, z = self.cycle(y, z, x)
-        return self.cycle(y, z, x)
+                y, z = self.cycle(y, z, x, geometry)
+        return self.cycle(y, z, x, geometry)
 
-    def recurse_single(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def recurse_single(
+        self, h: torch.Tensor, x: torch.Tensor, geometry: Geometry | None = None
+    ) -> torch.Tensor:
         """URM: T n updates h = f(h + x); only the last n are differentiated (urm-reference §3)."""
         with torch.no_grad():
             for _ in range((self.config.cycles - 1) * self.config.latent_steps):
-                h = self.f(h, x)
+                h = self.f(h, x, geometry)
         for _ in range(self.config.latent_steps):
-            h = self.f(h, x)
+            h = self.f(h, x, geometry)
         return h
 
     # ------------------------------------------------------------------------- steps
 
-    def initial_state(self, batch_size: int, device: torch.device | None = None) -> RecursionState:
-        """Fresh y and z (or h) for ``batch_size`` samples, (B, L, D)."""
-        shape = (batch_size, self.prefix_len + self.seq_len, self.config.hidden_size)
+    def initial_state(
+        self, batch_size: int, device: torch.device | None = None, board_len: int | None = None
+    ) -> RecursionState:
+        """Fresh y and z (or h) for ``batch_size`` samples of ``board_len`` cells (default: the
+        canvas), (B, L, D)."""
+        board_len = self.seq_len if board_len is None else board_len
+        shape = (batch_size, self.prefix_len + board_len, self.config.hidden_size)
 
         def fresh(init: torch.Tensor | None) -> torch.Tensor | None:
             if init is None:
@@ -195,14 +224,24 @@ class TRM(nn.Module):
         )
 
     def forward(
-        self, state: RecursionState, inputs: torch.Tensor, puzzle_ids: torch.Tensor
+        self,
+        state: RecursionState,
+        inputs: torch.Tensor,
+        puzzle_ids: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
     ) -> StepOutput:
-        """One supervision step from ``state`` on boards ``inputs`` (B, S)."""
-        x = self.embed_input(inputs, puzzle_ids)
+        """One supervision step from ``state`` on boards ``inputs`` (B, S).
+
+        ``positions`` (B, S): each cell's canvas position (boxed boards; None: the full canvas in
+        order); ``mask`` (B, S): False for filler cells (None: there are none).
+        """
+        x = self.embed_input(inputs, puzzle_ids, positions)
+        geometry = None if positions is None else self.geometry(positions, mask)
         if self.config.state == "single":
-            y, z = self.recurse_single(state.answer, x), None
+            y, z = self.recurse_single(state.answer, x, geometry), None
         else:
-            y, z = self.recurse(state.answer, state.latent, x)
+            y, z = self.recurse(state.answer, state.latent, x, geometry)
         logits = self.lm_head(y[:, self.prefix_len :])  # (B, S, V)
         q = self.q_head(y[:, 0]).float()  # (B, 2)
         new_state = RecursionState(y.detach(), None if z is None else z.detach())

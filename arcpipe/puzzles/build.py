@@ -41,9 +41,9 @@ import numpy as np
 
 from arcpipe import __version__
 from arcpipe.arc.build import BuildSummary
-from arcpipe.data.dataset import Dataset, TaskInfo, file_digest, task_table, write_dataset
+from arcpipe.data.dataset import Dataset, TaskInfo, task_table, write_dataset
 from arcpipe.errors import ArcpipeError
-from arcpipe.fsutil import atomic_directory
+from arcpipe.fsutil import atomic_directory, file_digest
 from arcpipe.progress import Progress
 from arcpipe.puzzles.maze import MAZE_SIDE, is_valid_shortest_path, read_maze_csv
 from arcpipe.puzzles.sudoku import SIDE, read_sudoku_csv, valid_solutions

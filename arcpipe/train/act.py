@@ -28,7 +28,8 @@ class Carry:
     halted: torch.Tensor  # (B,) bool: the slot takes a new sample at the next step
     batch: Batch  # the slot's current sample
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
+    def state_dict(self, prefix: str = "") -> dict[str, torch.Tensor]:
+        """The tensors to save, named ``prefix + field`` (one carry per bucket of boards)."""
         state = {
             "answer": self.answer,
             "latent": self.latent,
@@ -37,20 +38,24 @@ class Carry:
             "inputs": self.batch.inputs,
             "labels": self.batch.labels,
             "puzzle_ids": self.batch.puzzle_ids,
+            "positions": self.batch.positions,
+            "mask": self.batch.mask,
         }
-        return {k: v for k, v in state.items() if v is not None}
+        return {prefix + k: v for k, v in state.items() if v is not None}
 
     @staticmethod
-    def from_state_dict(state: dict[str, torch.Tensor], device: torch.device) -> Carry:
-        t = {k: v.to(device) for k, v in state.items()}
-        batch = Batch(t["inputs"], t["labels"], t["puzzle_ids"])
+    def from_state_dict(
+        state: dict[str, torch.Tensor], device: torch.device, prefix: str = ""
+    ) -> Carry:
+        t = {k[len(prefix) :]: v.to(device) for k, v in state.items() if k.startswith(prefix)}
+        batch = Batch(t["inputs"], t["labels"], t["puzzle_ids"], t.get("positions"), t.get("mask"))
         return Carry(t["answer"], t.get("latent"), t["steps"], t["halted"], batch)
 
 
 def initial_carry(model: TRM, batch: Batch) -> Carry:
     """Every slot halted, so the first step takes the first batch whole."""
-    size = batch.inputs.shape[0]
-    state = model.initial_state(size, batch.inputs.device)
+    size, board_len = batch.inputs.shape
+    state = model.initial_state(size, batch.inputs.device, board_len)
     steps = torch.zeros(size, dtype=torch.int32, device=batch.inputs.device)
     halted = torch.ones(size, dtype=torch.bool, device=batch.inputs.device)
     return Carry(state.answer, state.latent, steps, halted, batch)
@@ -88,7 +93,9 @@ def act_step(
     state = model.reset(RecursionState(carry.answer, carry.latent), carry.halted)
     steps = torch.where(carry.halted, 0, carry.steps)
     current = carry.batch.where(carry.halted, batch)
-    out = (model if forward is None else forward)(state, current.inputs, current.puzzle_ids)
+    out = (model if forward is None else forward)(
+        state, current.inputs, current.puzzle_ids, current.positions, current.mask
+    )
     max_steps = model.config.supervision_steps
     with torch.no_grad():
         steps = steps + 1

@@ -11,14 +11,17 @@ A run directory::
     RUN/best -> checkpoints/step-M     the best by the config's metric
 
 A checkpoint directory is written under a temporary name and renamed into place, so a crash
-leaves either the old checkpoint or the new one.
+leaves either the old checkpoint or the new one. ``state.json`` records the sha256 of every other
+file; loading checks them, so a checkpoint cut short by a full disk, a copy or a flipped bit is
+refused with one line instead of training or predicting from damaged tensors.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
-import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +31,14 @@ import torch
 from arcpipe.config import Config, load_config, save_config
 from arcpipe.data.dataset import Dataset
 from arcpipe.errors import ArcpipeError
-from arcpipe.fsutil import write_json_atomic
+from arcpipe.fsutil import (
+    file_digest,
+    make_temporary_directory,
+    remove_stale_temporaries,
+    replace_directory,
+    temporary_prefix,
+    write_json_atomic,
+)
 from arcpipe.precision import compute_dtype
 
 TENSOR_FILES = ("weights", "ema", "puzzle_table", "optimizer", "rng")
@@ -53,8 +63,7 @@ class Checkpoint:
 
 def begin_checkpoint(folder: Path) -> Path:
     """Create the temporary directory a checkpoint is written into."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    tmp = make_temporary_directory(folder)
     tmp.chmod(0o755)
     return tmp
 
@@ -62,19 +71,25 @@ def begin_checkpoint(folder: Path) -> Path:
 def write_checkpoint_files(
     tmp: Path, tensors: dict[str, object], state: dict, config: Config
 ) -> None:
-    """Write the tensor files (skipping None), state.json and config.toml into ``tmp``."""
+    """Write the tensor files (skipping None), config.toml, then state.json with every file's
+    sha256 (the carry files the ranks wrote into ``tmp`` included)."""
     for name, obj in tensors.items():
         if obj is not None:
-            torch.save(obj, tmp / f"{name}.pt")
-    write_json_atomic(tmp / "state.json", state)
+            save_tensors(obj, tmp / f"{name}.pt")
     save_config(config, tmp / "config.toml")
+    files = {f.name: file_digest(f) for f in sorted(tmp.iterdir()) if f.name != "state.json"}
+    write_json_atomic(tmp / "state.json", {**state, "files": files})
+
+
+def save_tensors(obj: object, path: Path) -> None:
+    """``torch.save`` through a Python file object (so its write is an audited event)."""
+    with open(path, "wb") as f:
+        torch.save(obj, f)
 
 
 def finish_checkpoint(tmp: Path, folder: Path) -> Path:
-    """Rename the completed ``tmp`` into place as ``folder``."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+    """Move the completed ``tmp`` into place as ``folder`` (atomically, even over an old one)."""
+    replace_directory(tmp, folder)
     return folder
 
 
@@ -84,7 +99,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     (Exports are read by :func:`arcpipe.export.load_init_source`, for ``--init-from``.)
 
     Raises:
-        ArcpipeError: the path is not a complete checkpoint.
+        ArcpipeError: the path is not a complete, undamaged checkpoint, or a file holds objects
+            other than tensors (refused without running any of it).
     """
     path = Path(path)
     if (path / "last").exists() and not (path / "state.json").exists():
@@ -98,23 +114,57 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ArcpipeError(
             f"not a checkpoint directory (no state.json/weights.pt){hint}", file=path
         )
+    try:
+        state = orjson.loads((path / "state.json").read_bytes())
+    except orjson.JSONDecodeError as err:
+        raise ArcpipeError(f"damaged checkpoint: {err}", file=path / "state.json") from None
+    _verify_files(path, state.get("files", {}))
     tensors = {}
     for name in TENSOR_FILES:
         file = path / f"{name}.pt"
         if file.exists():
-            tensors[name] = torch.load(file, map_location=map_location, weights_only=True)
+            tensors[name] = _load_tensors(file, map_location)
     carry_files = sorted(path.glob("carry-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
     if carry_files:  # one slice per rank, joined in rank order
-        slices = [torch.load(f, map_location=map_location, weights_only=True) for f in carry_files]
+        slices = [_load_tensors(f, map_location) for f in carry_files]
         tensors["carry"] = {k: torch.cat([s[k] for s in slices]) for k in slices[0]}
-    state = orjson.loads((path / "state.json").read_bytes())
     return Checkpoint(path.resolve(), tensors, state, load_config(path / "config.toml"))
+
+
+def _verify_files(path: Path, files: dict[str, str]) -> None:
+    for name, digest in files.items():
+        file = path / name
+        if not file.is_file():
+            raise ArcpipeError("incomplete checkpoint: file missing", file=file)
+        if file_digest(file) != digest:
+            raise ArcpipeError(
+                "damaged checkpoint: contents differ from the sha256 in state.json (truncated "
+                "or corrupted; use another checkpoint of the run)",
+                file=file,
+            )
+
+
+def _load_tensors(file: Path, map_location: str | torch.device) -> dict:
+    """``torch.load`` with ``weights_only=True``: plain containers of tensors and numbers only."""
+    try:
+        return torch.load(file, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = str(err).strip().splitlines()[-1][:200]
+        raise ArcpipeError(
+            "refused: holds objects other than tensors, which loading would run as code "
+            f"(nothing was run; weights_only: {reason})",
+            file=file,
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise ArcpipeError(f"damaged checkpoint file: {reason}", file=file) from None
 
 
 def point_link(run: Path, name: str, target: Path) -> None:
     """Make ``run/name`` a relative symlink to ``target``, replacing any old one atomically."""
     link = run / name
-    tmp = run / f".{name}.tmp-{os.getpid()}"
+    remove_stale_temporaries(link)
+    tmp = run / f"{temporary_prefix(link)}link"
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
     tmp.symlink_to(os.path.relpath(target, run))
@@ -122,8 +172,10 @@ def point_link(run: Path, name: str, target: Path) -> None:
 
 
 def prune_checkpoints(run: Path, keep: int) -> None:
-    """Delete all but the newest ``keep`` step-N checkpoints, never the targets of last/best."""
+    """Delete all but the newest ``keep`` step-N checkpoints, never the targets of last/best,
+    and the temporaries of checkpoints whose writer was killed."""
     folder = run / "checkpoints"
+    remove_stale_temporaries(folder / "step-*")
     steps = sorted(folder.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
     protected = {(run / n).resolve() for n in ("last", "best") if (run / n).exists()}
     for old in steps[: max(0, len(steps) - keep)]:

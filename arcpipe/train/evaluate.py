@@ -16,6 +16,7 @@ from torch import nn
 from arcpipe.arc.vote import pass_at_k, vote
 from arcpipe.config import TrainConfig
 from arcpipe.data.dataset import Dataset
+from arcpipe.data.layout import Layout
 from arcpipe.predict import predict_candidates, view_rows
 from arcpipe.train.distributed import Topology
 from arcpipe.train.ema import EMA
@@ -49,11 +50,13 @@ def evaluate(
     topology: Topology,
     local_batch: int,
     ema: EMA | None = None,
+    layout: Layout | None = None,
 ) -> dict[str, float]:
     """Metrics of ``model`` (with the ``ema`` weights, if any) on the evaluation split.
 
     Every rank calls this with its ``topology``; ``local_batch`` is the batch per rank when
-    ``config.eval_batch_size`` is 0. Returns {} when the dataset has nothing to evaluate on.
+    ``config.eval_batch_size`` is 0; ``layout`` says how boards are laid out (None: the full
+    canvas). Returns {} when the dataset has nothing to evaluate on.
     """
     split = eval_split(dataset, config.eval_split)
     if split is None:
@@ -74,7 +77,16 @@ def evaluate(
         return metrics
     with weights:
         candidates, view_metrics = predict_candidates(
-            model, dataset, split, rows, batch, topology.device, **spread, loss_kind=config.loss
+            model,
+            dataset,
+            split,
+            rows,
+            batch,
+            topology.device,
+            **spread,
+            loss_kind=config.loss,
+            layout=layout,
+            max_buckets=config.board_buckets,
         )
     model.train()
     scores = pass_at_k(vote(candidates), split_solutions(dataset, split), ks=(1, 2))

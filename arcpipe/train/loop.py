@@ -9,8 +9,8 @@ checkpoint.
 
 from __future__ import annotations
 
-import contextlib
-import signal
+import shutil
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,13 +23,16 @@ from torch.nn.parallel import DistributedDataParallel
 from arcpipe import __version__
 from arcpipe.config import Config, resumed_config, save_config
 from arcpipe.data.dataset import Dataset
-from arcpipe.data.sampler import TrainSampler, encode_batch
+from arcpipe.data.layout import Layout
+from arcpipe.data.sampler import BucketedSampler, encode_batch
 from arcpipe.errors import ArcpipeError
 from arcpipe.export import load_init_source
+from arcpipe.fsutil import cannot_write, write_bytes_atomic
 from arcpipe.model.puzzle_embedding import SparseSignSGD
 from arcpipe.model.trm import TRM
 from arcpipe.precision import autocast, compute_dtype
 from arcpipe.progress import Progress
+from arcpipe.runtime import StopSignal
 from arcpipe.train import distributed as dist
 from arcpipe.train.act import Carry, act_step, draw_exploration, initial_carry
 from arcpipe.train.checkpoint import (
@@ -42,6 +45,7 @@ from arcpipe.train.checkpoint import (
     load_checkpoint,
     point_link,
     prune_checkpoints,
+    save_tensors,
     write_checkpoint_files,
 )
 from arcpipe.train.ema import EMA
@@ -77,6 +81,7 @@ class RunResult:
     step: int
     reason: str  # "finished", "max-steps", "max-time" or "signal"
     checkpoint: Path | None
+    start_step: int = 0  # the step this sitting started from (a resumed run's checkpoint step)
     last_eval: dict = field(default_factory=dict)
 
 
@@ -117,12 +122,21 @@ class Trainer:
                 self.model.puzzle_table, cfg.puzzle_emb_lr, cfg.puzzle_emb_weight_decay
             )
         self.ema = EMA(self.model, cfg.ema_rate) if cfg.ema else None
-        self.sampler = TrainSampler(dataset, "train", cfg.global_batch_size, cfg.seed)
+        self.layout = Layout(dataset, self.config.model.board)
+        self.sampler = BucketedSampler(
+            self.layout, "train", cfg.global_batch_size, cfg.seed, cfg.board_buckets
+        )
         self.exploration_rng = torch.Generator().manual_seed(cfg.seed + 1)
-        self.carry: Carry | None = None
+        self.carries: dict[int, Carry] = {}  # one ACT carry per bucket of boards
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sittings
         self.best: dict = {}
+        # Per-step metrics since the last metrics.jsonl record; saved with each checkpoint so a
+        # resumed run logs the same window averages as an uninterrupted one.
+        self.log_window: list[dict[str, float]] = []
+        # metrics.jsonl records written up to this state: a resumed run drops the later ones
+        # (an evaluation recorded after the checkpoint of its step, say).
+        self.records: int | None = 0
         self.total_steps = max(
             1, int(cfg.epochs * self.sampler.examples_per_epoch() / cfg.global_batch_size)
         )
@@ -136,10 +150,12 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         """One optimizer step; returns this rank's summed metrics of the step."""
         cfg = self.config.train
-        rows = self.sampler.next_rows()
-        batch = encode_batch(self.dataset, "train", self._mine(rows)).to(self.device)
-        if self.carry is None:
-            self.carry = initial_carry(self.model, batch)
+        sys.audit("arcpipe.train.step", self.step + 1)  # a fault-injection point (arcpipe.faults)
+        bucket, rows = self.sampler.next_rows()
+        boards = self.sampler.buckets[bucket]
+        batch = encode_batch(self.dataset, "train", self._mine(rows), self.layout, boards)
+        batch = batch.to(self.device)
+        carry = self.carries.get(bucket) or initial_carry(self.model, batch)
         draws = draw_exploration(
             self.exploration_rng,
             cfg.global_batch_size,
@@ -149,10 +165,11 @@ class Trainer:
         draws.explore, draws.min_steps = self._mine(draws.explore), self._mine(draws.min_steps)
         self.model.train()
         with autocast(self.device, self.model.compute_dtype):
-            self.carry, out = act_step(self.model, self.carry, batch, draws, self.forward)
+            carry, out = act_step(self.model, carry, batch, draws, self.forward)
             loss = step_loss(
-                out.logits, out.q_halt, self.carry.batch.labels, cfg.loss, cfg.q_loss_weight
+                out.logits, out.q_halt, carry.batch.labels, cfg.loss, cfg.q_loss_weight
             )
+        self.carries[bucket] = carry
         # Each rank divides by its own slots; DDP averages over ranks: the global-batch mean.
         (loss.total / self.local_batch).backward()
         self._check_finite(loss.total.detach())
@@ -167,7 +184,7 @@ class Trainer:
             self.sparse.step()
         if self.ema is not None:
             self.ema.update(self.model)
-        return self._step_metrics(loss, out.q_halt.detach(), factor)
+        return self._step_metrics(carry, loss, out.q_halt.detach(), factor)
 
     def _check_finite(self, total: torch.Tensor) -> None:
         bad = torch.tensor([0.0 if torch.isfinite(total) else 1.0], device=self.device)
@@ -178,9 +195,11 @@ class Trainer:
                 file=self.options.out,
             )
 
-    def _step_metrics(self, loss, q_halt: torch.Tensor, factor: float) -> dict[str, float]:
+    def _step_metrics(
+        self, carry: Carry, loss, q_halt: torch.Tensor, factor: float
+    ) -> dict[str, float]:
         """Metrics over the slots that halted this step (reference §4.6), summed over ranks."""
-        valid = self.carry.halted & loss.supervised
+        valid = carry.halted & loss.supervised
         q_right = ((q_halt >= 0) == loss.exact) & valid
         sums = torch.stack(
             [
@@ -188,7 +207,7 @@ class Trainer:
                 (loss.token_accuracy * valid).sum(),
                 (loss.exact & valid).sum(),
                 q_right.sum(),
-                (self.carry.steps * valid).sum(),
+                (carry.steps * valid).sum(),
                 loss.lm_loss,
                 loss.q_halt_loss,
             ]
@@ -217,19 +236,38 @@ class Trainer:
             "sampler": self.sampler.state_dict(),
             "dataset": dataset_identity(self.dataset),
             "best": self.best,
+            "log_window": self.log_window,
+            "metrics_records": self.records,
             "world_size": self.topo.world_size,
             "arcpipe_version": __version__,
         }
 
     def save(self, run: Path) -> Path:
-        """Write a checkpoint of the current step (all ranks call this)."""
+        """Write a checkpoint of the current step (all ranks call this).
+
+        Raises:
+            ArcpipeError: the checkpoint could not be written (a full disk, say); the temporary
+                directory is removed and the previous checkpoints are untouched.
+        """
         folder = run / "checkpoints" / checkpoint_name(self.step)
         tmp = dist.broadcast_object(begin_checkpoint(folder) if self.topo.is_main else None)
-        if self.carry is not None:
-            torch.save(
-                {k: v.cpu() for k, v in self.carry.state_dict().items()},
-                Path(tmp) / f"carry-{self.topo.rank}.pt",
-            )
+        try:
+            self._write(Path(tmp), folder, run)
+        except (OSError, ArcpipeError) as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(err, ArcpipeError):
+                raise
+            raise cannot_write(folder, err) from None
+        return folder
+
+    def _write(self, tmp: Path, folder: Path, run: Path) -> None:
+        if self.carries:
+            carries = {
+                k: v.cpu()
+                for bucket, carry in self.carries.items()
+                for k, v in carry.state_dict(self._carry_prefix(bucket)).items()
+            }
+            save_tensors(carries, tmp / f"carry-{self.topo.rank}.pt")
         dist.barrier()
         if self.topo.is_main:
             table = self.model.puzzle_table
@@ -248,11 +286,10 @@ class Trainer:
                 },
                 "rng": {"exploration": self.exploration_rng.get_state()},
             }
-            write_checkpoint_files(Path(tmp), tensors, self.state_record(), self.config)
-            finish_checkpoint(Path(tmp), folder)
+            write_checkpoint_files(tmp, tensors, self.state_record(), self.config)
+            finish_checkpoint(tmp, folder)
             point_link(run, "last", folder)
         dist.barrier()
-        return folder
 
     def restore(self, ckpt: Checkpoint) -> None:
         """Continue from a checkpoint of this run (bit-exact on CPU)."""
@@ -269,9 +306,18 @@ class Trainer:
         self.step = int(ckpt.state["step"])
         self.elapsed = float(ckpt.state.get("elapsed_seconds", 0.0))
         self.best = dict(ckpt.state.get("best", {}))
+        self.log_window = list(ckpt.state.get("log_window", []))
+        self.records = ckpt.state.get("metrics_records")
         if "carry" in t:
             local = {k: self._mine(v) for k, v in t["carry"].items()}
-            self.carry = Carry.from_state_dict(local, self.device)
+            for bucket in range(len(self.sampler.buckets)):
+                prefix = self._carry_prefix(bucket)
+                if f"{prefix}answer" in local:
+                    self.carries[bucket] = Carry.from_state_dict(local, self.device, prefix)
+
+    def _carry_prefix(self, bucket: int) -> str:
+        """Names of a bucket's carry tensors in a checkpoint (full boards: one, unprefixed)."""
+        return f"{bucket}." if self.layout.boxed else ""
 
     def init_from(self, ckpt: Checkpoint) -> None:
         """Post-training: all network weights from ``ckpt``, a fresh table at its mean row."""
@@ -297,27 +343,6 @@ def _with_table(weights: dict, table: dict | None) -> dict:
 
 
 # ----------------------------------------------------------------------------- the run
-
-
-class _StopSignal:
-    """Turns SIGTERM (and SIGINT) into a flag the loop checks between steps."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> _StopSignal:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame) -> None:
-        self.received = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def train(options: RunOptions) -> RunResult:
@@ -353,26 +378,31 @@ def _train(options: RunOptions, topo: dist.Topology) -> RunResult:
         trainer.restore(resume_from)
     elif source is not None:
         trainer.init_from(source)
+    start_step = trainer.step
     if topo.is_main:
         run.mkdir(parents=True, exist_ok=True)
         save_config(trainer.config, run / "config.toml")
-        _truncate_metrics(run / "metrics.jsonl", trainer.step)
-    log = _MetricsLog(run / "metrics.jsonl", enabled=topo.is_main)
+        trainer.records = _truncate_metrics(run / "metrics.jsonl", trainer.step, trainer.records)
+        _repair_best_link(run, trainer.best)
+    log = _MetricsLog(run / "metrics.jsonl", trainer)
     if topo.is_main and not options.quiet:
         _announce(trainer, resume_from is not None)
-    with _StopSignal() as stop:  # also shields the final evaluation and save
+    with StopSignal() as stop:  # also shields the final evaluation and save
         reason = _loop(trainer, options, log, stop)
         last_eval = {}
-        if reason == "finished" or trainer.config.train.eval_interval == 0:
+        interval = trainer.config.train.eval_interval
+        # The loop leaves the last step's evaluation to here: at the end of the run, and at a
+        # --max-steps stop that falls on the evaluation schedule.
+        on_schedule = reason == "max-steps" and interval and trainer.step % interval == 0
+        if reason == "finished" or interval == 0 or on_schedule:
             last_eval = _evaluate_and_record(trainer, log)
-        checkpoint = trainer.save(run)
-        _mark_best(trainer, run, last_eval, checkpoint)
+        checkpoint = _checkpoint(trainer, run, last_eval)
         if topo.is_main:
             prune_checkpoints(run, trainer.config.train.keep_checkpoints)
-    return RunResult(trainer.step, reason, checkpoint, last_eval)
+    return RunResult(trainer.step, reason, checkpoint, start_step, last_eval)
 
 
-def _loop(trainer: Trainer, options: RunOptions, log: _MetricsLog, stop: _StopSignal) -> str:
+def _loop(trainer: Trainer, options: RunOptions, log: _MetricsLog, stop: StopSignal) -> str:
     cfg = trainer.config.train
     end = (
         trainer.total_steps
@@ -381,7 +411,7 @@ def _loop(trainer: Trainer, options: RunOptions, log: _MetricsLog, stop: _StopSi
     )
     start_time = time.monotonic()
     start_elapsed = trainer.elapsed
-    window: list[dict[str, float]] = []
+    window = trainer.log_window
     step_seconds = 0.0
     quiet = options.quiet or not trainer.topo.is_main
     with Progress("train", end, quiet=quiet, completed=trainer.step) as bar:
@@ -405,17 +435,16 @@ def _loop(trainer: Trainer, options: RunOptions, log: _MetricsLog, stop: _StopSi
                 )
             bar.advance(1)
             if cfg.eval_interval and trainer.step % cfg.eval_interval == 0 and trainer.step < end:
-                metrics = _evaluate_and_record(trainer, log)
-                _mark_best(trainer, options.out, metrics, trainer.save(options.out))
+                _checkpoint(trainer, options.out, _evaluate_and_record(trainer, log))
             elif cfg.checkpoint_interval and trainer.step % cfg.checkpoint_interval == 0:
-                trainer.save(options.out)
+                _checkpoint(trainer, options.out)
                 if trainer.topo.is_main:
                     prune_checkpoints(options.out, cfg.keep_checkpoints)
     return "finished" if end == trainer.total_steps else "max-steps"
 
 
 def _stop_reason(
-    trainer: Trainer, options: RunOptions, stop: _StopSignal, start: float, step_seconds: float
+    trainer: Trainer, options: RunOptions, stop: StopSignal, start: float, step_seconds: float
 ) -> str | None:
     """Why to stop before the next step, agreed by all ranks (rank 0 decides)."""
     reason = None
@@ -438,27 +467,39 @@ def _evaluate_and_record(trainer: Trainer, log: _MetricsLog) -> dict:
         trainer.topo,
         trainer.local_batch,
         trainer.ema,
+        trainer.layout,
     )
     if metrics:
         log.write({"step": trainer.step, "eval": metrics})
     return metrics
 
 
-def _mark_best(trainer: Trainer, run: Path, metrics: dict, checkpoint: Path) -> None:
-    """Point best/ at ``checkpoint`` when it improves the config's metric."""
+def _checkpoint(trainer: Trainer, run: Path, metrics: dict | None = None) -> Path:
+    """Save a checkpoint; point best/ at it when ``metrics`` improve the config's metric.
+
+    The best record goes into the checkpoint's own state.json, which is never rewritten later.
+    """
     name = trainer.config.train.best_metric
-    if name not in metrics or not trainer.topo.is_main:
+    improved = False
+    if metrics and name in metrics and trainer.topo.is_main:
+        value = metrics[name]
+        improved = not trainer.best or value > trainer.best["value"]
+        if improved:
+            trainer.best = {"metric": name, "value": value, "step": trainer.step}
+    folder = trainer.save(run)
+    if improved:
+        point_link(run, "best", folder)
+    return folder
+
+
+def _repair_best_link(run: Path, best: dict) -> None:
+    """Point best/ at the checkpoint the run's state names (a kill can fall between the two)."""
+    if not best:
         return
-    value = metrics[name]
-    if not trainer.best or value > trainer.best["value"]:
-        trainer.best = {"metric": name, "value": value, "step": trainer.step}
-        point_link(run, "best", checkpoint)
-        state_file = checkpoint / "state.json"
-        state = orjson.loads(state_file.read_bytes())
-        state["best"] = trainer.best
-        state_file.write_bytes(
-            orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-        )
+    folder = run / "checkpoints" / checkpoint_name(int(best["step"]))
+    link = run / "best"
+    if folder.is_dir() and (not link.exists() or link.resolve() != folder.resolve()):
+        point_link(run, "best", folder)
 
 
 def _average(window: list[dict[str, float]]) -> dict[str, float]:
@@ -477,24 +518,36 @@ def _average(window: list[dict[str, float]]) -> dict[str, float]:
 
 
 class _MetricsLog:
-    """Append-only metrics.jsonl (rank 0 only)."""
+    """Append-only metrics.jsonl (rank 0 only), counted in the trainer's state."""
 
-    def __init__(self, path: Path, enabled: bool) -> None:
+    def __init__(self, path: Path, trainer: Trainer) -> None:
         self.path = path
-        self.enabled = enabled
+        self.trainer = trainer
 
     def write(self, record: dict) -> None:
-        if self.enabled:
+        if self.trainer.topo.is_main:
             with open(self.path, "ab") as f:
                 f.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+            self.trainer.records += 1
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop records after ``step`` (written after the checkpoint a resumed run restarts from)."""
+def _truncate_metrics(path: Path, step: int, records: int | None) -> int:
+    """Keep the first ``records`` records (those written before the checkpoint a resumed run
+    restarts from; ``None``, from a checkpoint that does not count them: those up to ``step``)
+    and drop a last line cut short by a kill. Returns the number kept."""
     if not path.exists():
-        return
-    kept = [line for line in path.read_bytes().splitlines() if orjson.loads(line)["step"] <= step]
-    path.write_bytes(b"".join(line + b"\n" for line in kept))
+        return 0
+    kept = []
+    for line in path.read_bytes().splitlines(keepends=True):
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            break  # only the last line can be torn: every earlier one ended with its newline
+        if len(kept) == records or (records is None and record["step"] > step):
+            break
+        kept.append(line if line.endswith(b"\n") else line + b"\n")
+    write_bytes_atomic(path, b"".join(kept))
+    return len(kept)
 
 
 def _announce(trainer: Trainer, resumed: bool) -> None:
@@ -509,3 +562,9 @@ def _announce(trainer: Trainer, resumed: bool) -> None:
         f"step {trainer.step} of {trainer.total_steps:,}, global batch "
         f"{trainer.config.train.global_batch_size}"
     )
+    if trainer.layout.boxed:
+        lengths = [b.length for b in trainer.sampler.buckets]
+        console.print(
+            f"boxed boards: {len(lengths)} buckets of {lengths} cells, "
+            f"{trainer.sampler.overhead:.1%} of them fillers"
+        )

@@ -10,7 +10,8 @@ from helpers import simple_task, write_task
 
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.data.dataset import Dataset
-from arcpipe.data.sampler import TrainSampler, encode_batch
+from arcpipe.data.layout import Bucket, Layout
+from arcpipe.data.sampler import BucketedSampler, TrainSampler, encode_batch
 from arcpipe.train.losses import IGNORE
 
 
@@ -52,8 +53,21 @@ def test_overflowing_variant_is_cut_and_next_batch_starts_with_next_group(datase
     sampler = TrainSampler(dataset, "train", global_batch=4, seed=0)
     first, second = batches(sampler, 2)
     assert len(first) == len(second) == 4
-    last_variant_first = records[first[-1], 0]
-    assert records[second[0], 0] != last_variant_first
+    # The epoch plan written out: groups in order, one variant each, all of its examples.
+    plan = sampler._epoch_plan(0)
+    stream = []
+    for g in plan.order:
+        v = plan.variant[g]
+        count = sampler.variant_count[v]
+        order = np.argsort(plan.shuffle_keys[g, :count], kind="stable")
+        stream.append(sampler.variant_start[v] + order)
+    cut = next(k for k in range(len(stream)) if sum(map(len, stream[: k + 1])) >= 4)
+    assert sum(map(len, stream[: cut + 1])) > 4, "the fixture must overflow the first batch"
+    assert np.array_equal(first, np.concatenate(stream[: cut + 1])[:4])
+    assert np.array_equal(second, np.concatenate(stream[cut + 1 :])[:4])  # the rest is dropped
+    dropped = set(stream[cut][4 - sum(map(len, stream[:cut])) :].tolist())
+    assert dropped and not dropped & set(second.tolist())
+    assert records[second[0], 0] != records[first[-1], 0]
 
 
 def test_same_seed_same_batches_and_resume_continues_identically(dataset) -> None:
@@ -82,3 +96,64 @@ def test_examples_per_epoch_is_groups_times_mean_examples(dataset) -> None:
     records = np.asarray(dataset.examples("train"))
     mean = len(records) / len(np.unique(records[:, 0]))
     assert sampler.examples_per_epoch() == pytest.approx(6 * mean)
+
+
+# ----------------------------------------------------------------------------- boxed boards
+
+
+@pytest.fixture
+def sized(tmp_path: Path) -> Dataset:
+    """Tasks of four grid sizes (boxes of 9, 16, 25 and 36 cells) on a 10-cell canvas."""
+    train, target = tmp_path / "train", tmp_path / "eval"
+    for i, size in enumerate((2, 3, 4, 5, 2, 3)):
+        write_task(train, f"t{i}", simple_task(i, n_train=2 + i % 2, n_test=1, size=size))
+    write_task(target, "goal", simple_task(9, n_train=2, size=3))
+    build_arc_dataset([train], target, tmp_path / "ds", BuildOptions(num_aug=3, canvas=10), True)
+    return Dataset.open(tmp_path / "ds")
+
+
+def test_buckets_keep_the_epoch_rule_and_one_board_length_per_batch(sized) -> None:
+    layout = Layout(sized, "boxed")
+    sampler = BucketedSampler(layout, "train", global_batch=4, seed=0, max_buckets=3)
+    assert len(sampler.buckets) == 3
+    records = np.asarray(sized.examples("train"))
+    variants = np.asarray(sized.arrays["variants"])
+    cells = layout.task_cells()
+    seen = {b: [] for b in range(3)}
+    for _ in range(200):
+        bucket, rows = sampler.next_rows()
+        tasks = variants[records[rows, 0], 0]
+        assert (cells[tasks] <= sampler.buckets[bucket].length).all()  # one length per batch
+        assert len(set(np.searchsorted([b.length for b in sampler.buckets], cells[tasks]))) == 1
+        seen[bucket].append(rows)
+    for b, inner in enumerate(sampler.samplers):  # each bucket: the plain epoch rule over its tasks
+        replay = TrainSampler(sized, "train", 4, 0, inner.tasks, b + 1)
+        assert all(np.array_equal(r, replay.next_rows()) for r in seen[b])
+    # Buckets are drawn in proportion to their examples per epoch.
+    share = np.array([s.examples_per_epoch() for s in sampler.samplers])
+    drawn = np.array([len(seen[b]) for b in range(3)])
+    assert np.abs(drawn / 200 - share / share.sum()).max() < 0.1
+
+
+def test_bucketed_sampler_resumes_where_it_stopped(sized) -> None:
+    layout = Layout(sized, "boxed")
+    a = BucketedSampler(layout, "train", 4, seed=5, max_buckets=3)
+    for _ in range(17):
+        a.next_rows()
+    state = a.state_dict()
+    b = BucketedSampler(layout, "train", 4, seed=5, max_buckets=3)
+    b.load_state_dict(state)
+    assert b.step == 17 and [s.state_dict() for s in b.samplers] == state["buckets"]
+    for _ in range(30):
+        (ba, ra), (bb, rb) = a.next_rows(), b.next_rows()
+        assert ba == bb and np.array_equal(ra, rb)
+
+
+def test_full_boards_are_one_bucket_and_the_plain_sampler(sized) -> None:
+    full = BucketedSampler(Layout(sized, "full"), "train", 4, seed=2, max_buckets=6)
+    plain = TrainSampler(sized, "train", 4, seed=2)
+    assert full.buckets == [Bucket(sized.seq_len, False)]
+    for _ in range(10):
+        bucket, rows = full.next_rows()
+        assert bucket == 0 and np.array_equal(rows, plain.next_rows())
+    assert full.state_dict() == plain.state_dict()

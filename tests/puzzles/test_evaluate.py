@@ -10,10 +10,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import arcpipe.puzzles.evaluate as evaluate_module
 from arcpipe.config import Config, ModelConfig, TrainConfig
 from arcpipe.data.dataset import Dataset
 from arcpipe.errors import ArcpipeError
 from arcpipe.model.trm import TRM
+from arcpipe.predict import ViewOutputs, run_views
 from arcpipe.puzzles.build import build_maze_dataset, build_sudoku_dataset
 from arcpipe.puzzles.cli import evaluate
 from arcpipe.puzzles.evaluate import (
@@ -165,7 +167,40 @@ def _tiny_config(supervision_steps: int = 2) -> Config:
     return Config(model=model, train=train_cfg)
 
 
-def test_evaluate_model_counts_every_view_and_restores_the_mode(sudoku_data: Dataset) -> None:
+def scripted_views(dataset: Dataset, answers: dict[int, str]):
+    """A stand-in for the network's views: for each row, the answer, the puzzle itself, or a
+    valid solution other than the answer (the digits relabelled), as ``answers`` says."""
+
+    def run_views(model, data, split, rows, device, halt_early=False, loss_kind="stablemax"):
+        inputs, labels, _ = data.encode(split, rows)
+        offset = int(data.manifest["vocab"]["colour_offset"])
+        tokens = []
+        for row, question, label in zip(rows, inputs, labels):
+            kind = answers[int(row)]
+            if kind == "answer":
+                tokens.append(label)
+            elif kind == "question":
+                tokens.append(question)
+            else:  # relabel digits 1 <-> 2: still a valid grid, not the answer
+                digits = label.astype(np.int64) - offset
+                swapped = np.where(digits == 1, 2, np.where(digits == 2, 1, digits))
+                tokens.append((swapped + offset).astype(np.uint8))
+        n = len(rows)
+        return ViewOutputs(
+            np.stack(tokens), np.zeros((n, data.seq_len), np.float32), np.zeros(n, np.float32),
+            np.zeros(n, bool), np.full(n, 3, np.int32),
+        )  # fmt: skip
+
+    return run_views
+
+
+def test_evaluate_model_counts_every_view_and_restores_the_mode(
+    sudoku_data: Dataset, monkeypatch
+) -> None:
+    # Rows 0 and 3 answered right, row 1 with the puzzle itself, row 4 (an entirely blank
+    # puzzle) with another valid grid, row 2 with the answer relabelled (invalid: clues broken).
+    answers = {0: "answer", 1: "question", 2: "relabelled", 3: "answer", 4: "relabelled"}
+    monkeypatch.setattr(evaluate_module, "run_views", scripted_views(sudoku_data, answers))
     model = TRM(_tiny_config(3).model, sudoku_data.vocab_size, sudoku_data.seq_len, 1)
     model.train()
     seen = []
@@ -181,9 +216,20 @@ def test_evaluate_model_counts_every_view_and_restores_the_mode(sudoku_data: Dat
     assert seen == [2, 2, 1] and model.training
     assert metrics["split"] == "test" and metrics["views"] == metrics["puzzles"] == 5
     assert metrics["mean_steps"] == 3.0
-    assert 0 <= metrics["exact"] <= 5 and 0 <= metrics["valid"] <= 5
+    assert (metrics["exact"], metrics["valid"]) == (2, 3)  # rows 0, 3 exact; 0, 3, 4 valid
+    assert metrics["exact_accuracy"] == 0.4 and metrics["valid_solution_rate"] == 0.6
     with pytest.raises(ArcpipeError, match="batch size must be >= 1"):
         evaluate_model(model, sudoku_data, "test", np.arange(5), 0, torch.device("cpu"))
+
+
+def test_evaluate_model_counts_the_real_networks_views(sudoku_data: Dataset) -> None:
+    """Without the stand-in: the counts equal what the network's own boards give."""
+    model = TRM(_tiny_config(3).model, sudoku_data.vocab_size, sudoku_data.seq_len, 1)
+    rows = np.arange(5)
+    metrics = evaluate_model(model, sudoku_data, "test", rows, 2, torch.device("cpu"))
+    out = run_views(model.eval(), sudoku_data, "test", rows, torch.device("cpu"))
+    expected = evaluate_predictions(sudoku_data, out.tokens, rows)
+    assert (metrics["exact"], metrics["valid"]) == (expected["exact"], expected["valid"])
 
 
 def test_checkpoint_end_to_end_and_cli(sudoku_data: Dataset, tmp_path: Path) -> None:

@@ -15,33 +15,18 @@ import orjson
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import REPO, metrics, torchrun, torchrun_arcpipe
+from faultharness import (
+    KillPoint,
+    assert_same_training,
+    fault_seed,
+    report_recovered,
+    run_arcpipe,
+)
+from helpers import FAST, MID_FLIGHT, REPO, metrics, torchrun, torchrun_arcpipe, train_args
 
 from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.cli import main
 from arcpipe.train.checkpoint import load_checkpoint
-
-# A tiny, fast recipe: 4 slots, short recursion, a checkpoint every step.
-FAST = [
-    "model.hidden_size=32",
-    "model.puzzle_emb_dim=32",
-    "model.num_heads=2",
-    "model.cycles=2",
-    "model.latent_steps=1",
-    "model.supervision_steps=3",
-    "train.global_batch_size=4",
-    "train.log_interval=1",
-    "train.lr_warmup_steps=3",
-    "train.eval_views=2",
-    "train.ema=true",  # tiny has it off; these tests cover it
-]
-
-
-def train_args(data: Path, out: Path, *extra: str, sets: list[str] = FAST) -> list[str]:
-    args = ["train", "--data", str(data), "--config", "tiny", "--out", str(out), "--quiet"]
-    for s in sets:
-        args += ["--set", s]
-    return args + list(extra)
 
 
 def run_cli(*args: str):
@@ -146,33 +131,51 @@ def assert_same_weights(a: Path, b: Path) -> None:
             assert torch.equal(tensor, cb.tensors[name][key]), (name, key)
 
 
-@pytest.mark.slow
-def test_resume_after_sigkill_equals_uninterrupted(sample_dataset: Path, tmp_path: Path) -> None:
-    steps = "16"
-    sets = [*FAST, "train.checkpoint_interval=1"]
-    whole = tmp_path / "whole"
-    assert (
-        run_cli(*train_args(sample_dataset, whole, "--max-steps", steps, sets=sets)).exit_code == 0
-    )
+def in_flight(checkpoint: Path) -> int:
+    """Slots of a checkpoint's carries (one per bucket of boards) whose sample has taken some,
+    but not all, of its steps."""
+    carry = load_checkpoint(checkpoint).tensors["carry"]
+    prefixes = [k[: -len("steps")] for k in carry if k.endswith("steps")]
+    return sum(int(((carry[p + "steps"] > 0) & ~carry[p + "halted"]).sum()) for p in prefixes)
 
+
+def carried_buckets(checkpoint: Path) -> int:
+    return sum(k.endswith("steps") for k in load_checkpoint(checkpoint).tensors["carry"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", ["full", "boxed"])
+def test_resume_after_sigkill_continues_from_the_checkpoint_and_equals_uninterrupted(
+    sample_dataset: Path, tmp_path: Path, board: str
+) -> None:
+    seed = fault_seed()
+    sets = [*MID_FLIGHT, f"model.board={board}"]
+    whole = tmp_path / "whole"
+    result = run_cli(*train_args(sample_dataset, whole, "--max-steps", "16", sets=sets))
+    assert result.exit_code == 0, result.output
+
+    # Killed inside a logging window: the checkpoint before it holds part of a window.
+    kill_step = random.Random(seed).choice([s for s in range(4, 15) if (s - 1) % 3])
     killed = tmp_path / "killed"
-    proc = spawn(
-        sample_dataset,
-        killed,
-        "--max-steps",
-        steps,
-        "--set",
-        "train.checkpoint_interval=1",
-    )
-    wait_for_step(killed, random.Random().randint(3, 10), proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    resumed = run_cli(
-        *train_args(sample_dataset, killed, "--max-steps", steps, "--resume", "auto", sets=sets)
-    )
+    args = train_args(sample_dataset, killed, "--max-steps", "16", sets=sets)
+    died = run_arcpipe(args, {"match": f"arcpipe.train.step {kill_step}", "at": 1})
+    assert died.returncode == -9, (seed, died.stderr[-2000:])
+    last = load_checkpoint(killed)
+    where = f"killed at step {kill_step} (seed {seed})"
+    assert last.state["step"] == kill_step - 1, where
+    assert in_flight(killed / "last") > 0, where  # samples mid-flight in the saved carry
+    if board == "boxed":
+        assert carried_buckets(killed / "last") > 1, where  # one carry per bucket of boards
+    fresh = torch.Generator().manual_seed(last.config.train.seed + 1).get_state()
+    assert not torch.equal(last.tensors["rng"]["exploration"], fresh), where
+
+    resumed = run_cli(*args, "--resume", "auto")
     assert resumed.exit_code == 0, resumed.output
-    assert_same_weights(whole, killed)
-    assert losses(whole) == losses(killed)  # the loss curve, step by step, bit for bit
+    assert f"this sitting ran steps {kill_step}-16" in resumed.stdout, (where, resumed.stdout)
+    assert_same_training(whole, killed)  # weights, optimizers, carry, RNG, metrics records
+    assert losses(whole) == losses(killed)
+    point = KillPoint(1, f"arcpipe.train.step {kill_step}", "kill")
+    report_recovered(f"train, {board} boards", point, seed, resumed_from=kill_step - 1)
 
 
 def test_sigterm_and_max_time_stop_cleanly_with_a_checkpoint(
@@ -251,25 +254,45 @@ def test_checkpoint_of_another_dataset_is_refused(sample_dataset: Path, tmp_path
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(sample_dataset: Path, tmp_path: Path) -> None:
-    """DDP over 2 CPU ranks = 1 process with the same global batch (to float tolerance)."""
-    sets = [*FAST, "train.global_batch_size=8", "train.ema=false"]
+@pytest.mark.parametrize("board", ["full", "boxed"])
+def test_two_gloo_processes_killed_and_resumed_match_one_process(
+    sample_dataset: Path, tmp_path: Path, board: str
+) -> None:
+    """DDP over 2 CPU ranks, killed mid-run and resumed = 1 process uninterrupted, with the same
+    global batch (to float tolerance); samples halt early, so each rank's carry slice matters."""
+    sets = [*MID_FLIGHT, "train.global_batch_size=8", "train.ema=false", f"model.board={board}"]
     single = tmp_path / "single"
-    assert (
-        run_cli(*train_args(sample_dataset, single, "--max-steps", "6", sets=sets)).exit_code == 0
-    )
+    args = train_args(sample_dataset, single, "--max-steps", "8", sets=sets)
+    assert run_cli(*args).exit_code == 0
+
+    seed = fault_seed()
+    kill_step = random.Random(seed).randint(3, 6)
     double = tmp_path / "double"
-    args = train_args(sample_dataset, double, "--max-steps", "6", "--device", "cpu", sets=sets)
-    proc = torchrun_arcpipe(args, 29500)
+    args = train_args(sample_dataset, double, "--max-steps", "8", "--device", "cpu", sets=sets)
+    plan = {"match": f"arcpipe.train.step {kill_step}$", "at": 1}  # both ranks, as a crash
+    died = torchrun_arcpipe(args, 29500, faults=plan)
+    where = f"killed at step {kill_step} (seed {seed})"
+    assert died.returncode != 0, where
+    assert load_checkpoint(double).state["step"] == kill_step - 1, where
+    assert in_flight(double / "last") > 0, where
+    proc = torchrun_arcpipe([*args, "--resume", "auto"], 29500)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"this sitting ran steps {kill_step}-8" in proc.stdout, (where, proc.stdout)
     a, b = load_checkpoint(single), load_checkpoint(double)
     for name in ("weights", "puzzle_table"):
         for key, tensor in a.tensors[name].items():
             assert torch.allclose(tensor, b.tensors[name][key], atol=2e-5), (name, key)
+    for key, tensor in a.tensors["carry"].items():
+        if key.endswith(("steps", "halted", "positions", "puzzle_ids")):
+            assert torch.equal(tensor, b.tensors["carry"][key]), key
     assert b.state["world_size"] == 2
     la, lb = losses(single), losses(double)
     assert [s for s, *_ in la] == [s for s, *_ in lb]
     assert all(abs(x[1] - y[1]) < 1e-4 for x, y in zip(la, lb))
+    point = KillPoint(1, f"arcpipe.train.step {kill_step}", "kill")
+    report_recovered(
+        f"train, 2 gloo ranks, {board} boards", point, seed, resumed_from=kill_step - 1
+    )
 
 
 def test_init_from_takes_the_architecture_from_the_source(sample_dataset: Path, tmp_path) -> None:
@@ -368,3 +391,13 @@ def test_two_gloo_ranks_keep_identical_urm_weights_with_muon(
         # some roundings, and msign spreads them; updates are ~3e-3 per entry and step here.
         tolerance = 1e-2 if tensor.dtype == torch.bfloat16 else 2e-3
         assert torch.allclose(tensor.float(), weights[name].float(), atol=tolerance), name
+
+
+def test_a_max_steps_stop_on_the_evaluation_schedule_evaluates_its_last_step(
+    sample_dataset: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    sets = [*FAST, "train.eval_interval=2"]
+    assert run_cli(*train_args(sample_dataset, run, "--max-steps", "4", sets=sets)).exit_code == 0
+    assert [m["step"] for m in metrics(run) if "eval" in m] == [2, 4]
+    assert load_checkpoint(run / "best").state["step"] in (2, 4)
