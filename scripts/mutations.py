@@ -167,6 +167,14 @@ MUTATIONS = [
         ("tests/test_reliability.py", "-k", "training_killed"),
     ),
     Mutation(
+        "metrics-truncated-by-step",
+        "a resumed run drops the records written after its checkpoint",
+        "arcpipe/train/loop.py",
+        "trainer.step, trainer.records)",
+        "trainer.step, None)",
+        ("tests/test_reliability.py", "-k", "training_killed"),
+    ),
+    Mutation(
         "install-cell-takes-a-leftover-directory",
         "the notebook installs unless the package is installed",
         "kaggle/arcpipe-submission.ipynb",
