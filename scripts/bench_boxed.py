@@ -184,15 +184,33 @@ def clock(device: torch.device) -> float:
     return time.process_time()
 
 
+def reset_peak_memory(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory(device: str) -> str:
+    """Peak GPU memory allocated since the last reset, in GiB ("-" on a CPU)."""
+    if not device.startswith("cuda"):
+        return "-"
+    return f"{torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
+
+
 def part_train(datasets, hiddens, batches, steps, device) -> None:
     print("\n## Training step (paper recipe's model, EMA on)\n")
-    print("| preset | hidden | batch | full s/step | boxed s/step | speed-up | bucket: s x share |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| preset | hidden | batch | full s/step | boxed s/step | speed-up | full / boxed ex/s "
+        "| peak GPU memory full / boxed | bucket: s x share |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for preset, dataset in datasets.items():
         for hidden in hiddens:
             for batch in batches:
+                reset_peak_memory(device)
                 full = trainer(dataset, hidden, batch, "full", device)
                 full = step_seconds(full, steps, warm_up=WARM_UP)
+                full_memory = peak_memory(device)
+                reset_peak_memory(device)
                 boxed = trainer(dataset, hidden, batch, "boxed", device)
                 sampler: BucketedSampler = boxed.sampler
                 share = np.array([s.examples_per_epoch() for s in sampler.samplers])
@@ -200,12 +218,14 @@ def part_train(datasets, hiddens, batches, steps, device) -> None:
                 step_seconds(boxed, 0, warm_up=WARM_UP - 1)  # the run's first steps
                 per = [step_seconds(boxed, steps, b) for b in range(len(sampler.buckets))]
                 expected = float((share * np.array(per)).sum())
+                memory = f"{full_memory} / {peak_memory(device)}"
                 detail = ", ".join(
                     f"{b.length}: {t:.2f} x {p:.0%}" for b, t, p in zip(sampler.buckets, per, share)
                 )
                 print(
                     f"| {preset} | {hidden} | {batch} | {full:.2f} | {expected:.2f} | "
-                    f"{full / expected:.2f}x | {detail} |",
+                    f"{full / expected:.2f}x | {batch / full:.3f} / {batch / expected:.3f} | "
+                    f"{memory} | {detail} |",
                     flush=True,
                 )
 

@@ -84,15 +84,17 @@ class KillPoint:
 def kill_points(
     events: list[str], count: int, seed: int, must: tuple[str, ...] = ()
 ) -> list[KillPoint]:
-    """``count`` distinct kill points drawn with ``seed``: one event matching each regular
-    expression of ``must``, the rest from all events; a write of an in-place file (not a
+    """``count`` distinct kill points drawn with ``seed``: at least one event matching each
+    regular expression of ``must``, the rest from all events; a write of an in-place file (not a
     temporary) is torn."""
     rng = random.Random(seed)
     chosen: list[int] = []
     for text in must:
-        matching = [i for i, e in enumerate(events) if re.search(text, e) and i not in chosen]
+        matching = [i for i, e in enumerate(events) if re.search(text, e)]
         assert matching, f"no event matches {text!r}"
-        chosen.append(rng.choice(matching))
+        free = [i for i in matching if i not in chosen]
+        if free:  # else a point drawn for an earlier expression already matches this one
+            chosen.append(rng.choice(free))
     others = [i for i in range(len(events)) if i not in chosen]
     chosen += rng.sample(others, max(0, min(count - len(chosen), len(others))))
     points = []
