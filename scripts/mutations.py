@@ -175,6 +175,14 @@ MUTATIONS = [
         ("tests/test_reliability.py", "-k", "training_killed"),
     ),
     Mutation(
+        "final-evaluation-repeated",
+        "a run resumed after its final evaluation does not evaluate again",
+        "arcpipe/train/loop.py",
+        '    if trainer.evaluation.get("step") == trainer.step:',
+        "    if False:",
+        ("tests/test_reliability.py", "-k", "training_killed"),
+    ),
+    Mutation(
         "install-cell-takes-a-leftover-directory",
         "the notebook installs unless the package is installed",
         "kaggle/arcpipe-submission.ipynb",

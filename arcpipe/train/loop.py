@@ -131,6 +131,9 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sittings
         self.best: dict = {}
+        # The last evaluation: {"step": s, "metrics": {...}}. A run resumed from the checkpoint
+        # its final evaluation was saved in does not evaluate (and record) that step again.
+        self.evaluation: dict = {}
         # Per-step metrics since the last metrics.jsonl record; saved with each checkpoint so a
         # resumed run logs the same window averages as an uninterrupted one.
         self.log_window: list[dict[str, float]] = []
@@ -236,6 +239,7 @@ class Trainer:
             "sampler": self.sampler.state_dict(),
             "dataset": dataset_identity(self.dataset),
             "best": self.best,
+            "evaluation": self.evaluation,
             "log_window": self.log_window,
             "metrics_records": self.records,
             "world_size": self.topo.world_size,
@@ -306,6 +310,7 @@ class Trainer:
         self.step = int(ckpt.state["step"])
         self.elapsed = float(ckpt.state.get("elapsed_seconds", 0.0))
         self.best = dict(ckpt.state.get("best", {}))
+        self.evaluation = dict(ckpt.state.get("evaluation", {}))
         self.log_window = list(ckpt.state.get("log_window", []))
         self.records = ckpt.state.get("metrics_records")
         if "carry" in t:
@@ -395,7 +400,7 @@ def _train(options: RunOptions, topo: dist.Topology) -> RunResult:
         # --max-steps stop that falls on the evaluation schedule.
         on_schedule = reason == "max-steps" and interval and trainer.step % interval == 0
         if reason == "finished" or interval == 0 or on_schedule:
-            last_eval = _evaluate_and_record(trainer, log)
+            last_eval = _final_evaluation(trainer, log)
         checkpoint = _checkpoint(trainer, run, last_eval)
         if topo.is_main:
             prune_checkpoints(run, trainer.config.train.keep_checkpoints)
@@ -459,6 +464,14 @@ def _stop_reason(
     return {0: None, 1: "signal", 2: "max-time"}[agreed]
 
 
+def _final_evaluation(trainer: Trainer, log: _MetricsLog) -> dict:
+    """The last step's evaluation: the one already recorded when the run resumed from the
+    checkpoint saved after it (killed before it finished, say), else a new one."""
+    if trainer.evaluation.get("step") == trainer.step:
+        return trainer.evaluation["metrics"]
+    return _evaluate_and_record(trainer, log)
+
+
 def _evaluate_and_record(trainer: Trainer, log: _MetricsLog) -> dict:
     metrics = evaluate(
         trainer.model,
@@ -471,6 +484,7 @@ def _evaluate_and_record(trainer: Trainer, log: _MetricsLog) -> dict:
     )
     if metrics:
         log.write({"step": trainer.step, "eval": metrics})
+    trainer.evaluation = {"step": trainer.step, "metrics": metrics}
     return metrics
 
 
