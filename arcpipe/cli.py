@@ -36,6 +36,16 @@ class _Group(click.Group):
 # predict, vote, score and report rank candidates by the same rules (arcpipe.arc.vote.RULES,
 # spelled out here so that --help needs no numpy import).
 VOTE_RULES = ("count", "q_weighted", "consistency", "poe", "poe_cells", "poe_count")
+submission_out_option = click.option(
+    "--out",
+    default=Path("submission.json"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where to write submission.json.",
+)
+attempts_option = click.option(
+    "--attempts", default=2, show_default=True, help="Attempts per test input."
+)
 vote_rule_option = click.option(
     "--vote-rule",
     type=click.Choice(VOTE_RULES),
@@ -315,14 +325,8 @@ def train(
     "--checkpoint", default="best", show_default=True, help="best, last, or a checkpoint directory."
 )
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="Dataset directory.")
-@click.option(
-    "--out",
-    default=Path("submission.json"),
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Where to write submission.json.",
-)
-@click.option("--attempts", default=2, show_default=True, help="Attempts per test input.")
+@submission_out_option
+@attempts_option
 @click.option(
     "--views",
     default=0,
@@ -416,14 +420,8 @@ def predict(
     type=click.Path(path_type=Path),
     help="The dataset the runs predicted (its target tasks and test inputs).",
 )
-@click.option(
-    "--out",
-    default=Path("submission.json"),
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="Where to write submission.json.",
-)
-@click.option("--attempts", default=2, show_default=True, help="Attempts per test input.")
+@submission_out_option
+@attempts_option
 @vote_rule_option
 @click.option(
     "--merged", type=click.Path(path_type=Path), help="Also write the merged candidates file."
