@@ -1,8 +1,11 @@
 """Does a boxed board learn as well as the full canvas? Same seed and steps, then same wall time.
 
 The tasks: the ARC-AGI-1 evaluation tasks whose every grid is at most 10x10 (77 tasks, 88 test
-inputs), on the 30x30 canvas; their demonstrations are trained on (``--num-aug`` variants each)
-and their test outputs held out. For each training seed the tiny recipe trains
+inputs), on the 30x30 canvas; their demonstrations are trained on (``--num-aug`` variants each,
+default 1) and their test outputs held out. One variant, because with 8 (693 puzzle identifiers)
+the tiny recipe stays on the label-marginal plateau (lm loss 1.9-2.1 against the labels' entropy
+of 1.91 nats) for 900 steps and more in both layouts, and the comparison would show nothing.
+For each training seed the tiny recipe trains
 
 1. on full boards for ``--steps`` steps (its training seconds are the budget),
 2. on boxed boards for the same steps,
@@ -13,7 +16,7 @@ accuracy and the cell accuracy (count-weighted over the last ``--window`` steps'
 pass@2 per task (ARC Prize's average). Prints a markdown table and the means over seeds.
 
     python scripts/bench_boxed_learning.py --data-root ../shared/data [--seeds 0 1 2] \
-        [--steps 300] [--batch 16] [--num-aug 8]
+        [--steps 300] [--batch 16] [--num-aug 1]
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--num-aug", type=int, default=8)
+    parser.add_argument("--num-aug", type=int, default=1)
     parser.add_argument("--window", type=int, default=50, help="steps of the training accuracy")
     parser.add_argument("--log-interval", type=int, default=10)
     parser.add_argument("--json", type=Path)
