@@ -51,20 +51,6 @@ from arcpipe.predict import target_test_inputs
 from arcpipe.train.checkpoint import load_checkpoint
 
 SAMPLE = REPO / "data" / "sample"
-
-
-@pytest.mark.parametrize("seed", range(8))
-def test_kill_points_cover_every_required_event_even_when_one_event_matches_two(seed: int) -> None:
-    """Seed 1 once drew the only exchange event for "/checkpoints/step-" and then found nothing
-    left for "arcpipe.exchange"."""
-    events = ["write a/step-1/x", "arcpipe.exchange a/.tmp a/step-1", "rename a/last", "write b"]
-    points = kill_points(events, 3, seed, must=("step-1", "arcpipe.exchange", "last"))
-    drawn = [p.event for p in points]
-    assert len(set(drawn)) == len(drawn) == 3
-    for text in ("step-1", "arcpipe.exchange", "last"):
-        assert any(text in e for e in drawn), (text, drawn)
-
-
 SWEEP = [
     *MID_FLIGHT,
     "train.checkpoint_interval=3",
@@ -469,3 +455,15 @@ def test_a_fault_plan_acts_only_in_its_command(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert Dataset.open(tmp_path / "data")
     assert "ARCPIPE_FAULTS" not in os.environ
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_kill_points_cover_every_required_event_even_when_one_event_matches_two(seed: int) -> None:
+    """Seed 1 once drew the only exchange event for "/checkpoints/step-" and then found nothing
+    left for "arcpipe.exchange"."""
+    events = ["write a/step-1/x", "arcpipe.exchange a/.tmp a/step-1", "rename a/last", "write b"]
+    points = kill_points(events, 3, seed, must=("step-1", "arcpipe.exchange", "last"))
+    drawn = [p.event for p in points]
+    assert len(set(drawn)) == len(drawn) == 3
+    for text in ("step-1", "arcpipe.exchange", "last"):
+        assert any(text in e for e in drawn), (text, drawn)
