@@ -147,8 +147,8 @@ def build_data(
     quiet: bool,
 ) -> None:
     """Validate tasks (or puzzles) and write an augmented dataset directory."""
-    from arcpipe.arc.build import BuildOptions, build_arc_dataset
     from arcpipe.arc.presets import resolve_preset
+    from arcpipe.data.build import BuildOptions, build_arc_dataset
 
     if kind != "arc":
         from arcpipe.puzzles.cli import build_puzzle_data
@@ -435,7 +435,7 @@ def vote_command(
     merged: Path | None,
 ) -> None:
     """Vote CANDIDATES files (one run, or several merged: an ensemble) into submission.json."""
-    from arcpipe.arc.ensemble import vote_files
+    from arcpipe.ensemble import vote_files
 
     result = vote_files(list(candidates), data, out, vote_rule, attempts, merged)
     stdout.print(

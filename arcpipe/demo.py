@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from arcpipe.arc.build import BuildOptions, BuildSummary, build_arc_dataset
+from arcpipe.data.build import BuildOptions, BuildSummary, build_arc_dataset
 from arcpipe.errors import ArcpipeError
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"

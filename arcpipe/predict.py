@@ -5,7 +5,7 @@ fresh y and z (or URM's h), as the reference evaluates; with ``halt_early`` a ro
 step whose ``q_halt > 0`` (a speed option). The final answer is cropped at EOS, checked (non-empty:
 an empty crop is dropped, where the reference counts it as a vote), and inverted (dihedral, then
 colours) into its task's frame. With ``cross_view_k`` > 0 each test input's top K grids by count
-are then scored under every one of its views (:mod:`arcpipe.arc.crossview`), so that the
+are then scored under every one of its views (:mod:`arcpipe.crossview`), so that the
 candidates file can be voted by every rule without the model. Under torchrun the rows are split
 across ranks and the candidates gathered.
 
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from arcpipe.arc.candidates import Candidates
-from arcpipe.arc.crossview import CrossViewScorer
+from arcpipe.arc.encode import IGNORE
 from arcpipe.arc.submission import (
     fallback_submission,
     load_submission,
@@ -43,6 +43,7 @@ from arcpipe.arc.submission import (
     write_submission,
 )
 from arcpipe.arc.vote import CROSS_VIEW_RULES, vote
+from arcpipe.crossview import CrossViewScorer
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.layout import Bucket, Layout
 from arcpipe.data.sampler import encode_batch
@@ -57,7 +58,7 @@ from arcpipe.train.checkpoint import (
 )
 from arcpipe.train.distributed import broadcast_object, gather_objects, teardown
 from arcpipe.train.distributed import setup as setup_topology
-from arcpipe.train.losses import IGNORE, log_stablemax
+from arcpipe.train.losses import log_stablemax
 
 
 @dataclass

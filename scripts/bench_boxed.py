@@ -39,10 +39,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from arcpipe.arc.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.arc.presets import resolve_preset  # noqa: E402
 from arcpipe.arc.tasks import load_source  # noqa: E402
 from arcpipe.config import Config, ModelConfig, TrainConfig  # noqa: E402
+from arcpipe.data.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.data.dataset import Dataset  # noqa: E402
 from arcpipe.data.layout import Layout, padding_overhead, plan_buckets, task_box  # noqa: E402
 from arcpipe.data.sampler import BucketedSampler, TrainSampler, encode_batch  # noqa: E402

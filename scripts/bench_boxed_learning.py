@@ -33,11 +33,11 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from arcpipe.arc.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.arc.score import load_solutions, score_submission  # noqa: E402
 from arcpipe.arc.submission import load_submission  # noqa: E402
 from arcpipe.arc.tasks import load_source  # noqa: E402
 from arcpipe.config import load_config  # noqa: E402
+from arcpipe.data.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.predict import PredictOptions, predict  # noqa: E402
 from arcpipe.runtime import tune_allocator  # noqa: E402
 from arcpipe.train.checkpoint import load_checkpoint  # noqa: E402

@@ -25,10 +25,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from arcpipe.arc.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.arc.encode import VOCAB_SIZE  # noqa: E402
 from arcpipe.arc.presets import resolve_preset  # noqa: E402
 from arcpipe.arc.score import load_solutions  # noqa: E402
+from arcpipe.data.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.data.dataset import Dataset  # noqa: E402
 from arcpipe.predict import (  # noqa: E402
     ViewOutputs,

@@ -27,8 +27,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from arcpipe.arc.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.config import ModelConfig, load_config  # noqa: E402
+from arcpipe.data.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.data.dataset import Dataset  # noqa: E402
 from arcpipe.model.trm import TRM  # noqa: E402
 from arcpipe.predict import predict_candidates, run_views, view_rows  # noqa: E402

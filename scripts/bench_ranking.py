@@ -44,10 +44,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from arcpipe.arc.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.arc.candidates import Candidates, merge_runs  # noqa: E402
 from arcpipe.arc.vote import RULES, Votes, pass_at_k, vote  # noqa: E402
 from arcpipe.config import load_config  # noqa: E402
+from arcpipe.data.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.data.dataset import Dataset  # noqa: E402
 from arcpipe.predict import PredictOptions, PredictResult, predict  # noqa: E402
 from arcpipe.runtime import tune_allocator  # noqa: E402

@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from arcpipe import precision  # noqa: E402
-from arcpipe.arc.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.config import Config, ModelConfig, TrainConfig, load_config  # noqa: E402
+from arcpipe.data.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.data.dataset import Dataset  # noqa: E402
 from arcpipe.train import distributed  # noqa: E402
 from arcpipe.train.loop import RunOptions, Trainer  # noqa: E402

@@ -22,12 +22,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from arcpipe.arc.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.arc.encode import grid_to_tokens  # noqa: E402
 from arcpipe.arc.presets import resolve_preset  # noqa: E402
 from arcpipe.arc.score import load_solutions, score_submission  # noqa: E402
 from arcpipe.arc.submission import submission_from_votes  # noqa: E402
 from arcpipe.arc.vote import vote  # noqa: E402
+from arcpipe.data.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.data.dataset import Dataset  # noqa: E402
 from arcpipe.predict import ViewOutputs, target_test_inputs, to_candidates  # noqa: E402
 

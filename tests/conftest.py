@@ -41,7 +41,7 @@ def sample_dataset(tmp_path_factory) -> Path:
     """The project's sample tasks (four of them) as a small dataset on a 10x10 canvas."""
     from helpers import REPO
 
-    from arcpipe.arc.build import BuildOptions, build_arc_dataset
+    from arcpipe.data.build import BuildOptions, build_arc_dataset
 
     out = tmp_path_factory.mktemp("sample") / "data"
     options = BuildOptions(

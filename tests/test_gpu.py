@@ -13,9 +13,9 @@ import torch
 from click.testing import CliRunner
 from helpers import REPO, TINY_MODEL, metrics
 
-from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.arc.submission import load_submission, validate_submission
 from arcpipe.cli import main
+from arcpipe.data.build import BuildOptions, build_arc_dataset
 from arcpipe.data.dataset import Dataset
 from arcpipe.predict import target_test_inputs
 from arcpipe.train.checkpoint import load_checkpoint

@@ -1,4 +1,9 @@
-"""The package's modules import each other one way: no circle, not even a lazy one."""
+"""The package's modules import each other one way: no circle, not even a lazy one.
+
+Between the layers, knowledge flows downward only: the task level (``arcpipe.arc``: tasks,
+augmentation, encoding, answers) knows nothing of datasets, and the dataset level
+(``arcpipe.data``: build, format, layout, sampler) knows nothing of models or training.
+"""
 
 from __future__ import annotations
 
@@ -53,3 +58,46 @@ def test_arcpipe_imports_run_one_way() -> None:
 def test_the_circle_finder_finds_a_circle() -> None:
     assert find_circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_circle({"a": {"b"}, "b": set()}) is None
+
+
+# Layer -> the arcpipe packages and modules its modules may import (beside their own layer).
+LOWER_LEVELS = {
+    "arcpipe.arc": {"arcpipe.errors", "arcpipe.fsutil", "arcpipe.progress"},
+    "arcpipe.data": {
+        "arcpipe",
+        "arcpipe.arc",
+        "arcpipe.errors",
+        "arcpipe.fsutil",
+        "arcpipe.progress",
+    },
+}
+
+
+def imports_across_levels(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a layer's module that reaches outside what the layer may use."""
+    wrong = []
+    for layer, allowed in LOWER_LEVELS.items():
+        for module in sorted(m for m in graph if m.startswith(layer + ".")):
+            for dep in sorted(graph[module]):
+                below = any(dep == a or dep.startswith(a + ".") for a in allowed - {"arcpipe"})
+                if not (dep.startswith(layer + ".") or below or dep == "arcpipe"):
+                    wrong.append(f"{module} -> {dep}")
+    return wrong
+
+
+def test_task_level_and_dataset_level_import_downward_only() -> None:
+    graph = imports_of_every_module()
+    assert "arcpipe.data.build" in graph and "arcpipe.arc.encode" in graph["arcpipe.data.build"]
+    assert imports_across_levels(graph) == []
+
+
+def test_the_level_check_finds_an_upward_import() -> None:
+    graph = {
+        "arcpipe.arc.encode": {"arcpipe.data.dataset"},
+        "arcpipe.data.sampler": {"arcpipe.train.losses", "arcpipe.arc.encode"},
+        "arcpipe.data.dataset": {"arcpipe.arc.augment"},
+    }
+    assert imports_across_levels(graph) == [
+        "arcpipe.arc.encode -> arcpipe.data.dataset",
+        "arcpipe.data.sampler -> arcpipe.train.losses",
+    ]

@@ -22,12 +22,12 @@ from faultharness import fault_seed, kill_points, report_recovered
 from helpers import REPO, TINY_MODEL, TINY_URM
 
 from arcpipe import kaggle
-from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.arc.candidates import Candidates
 from arcpipe.arc.submission import fallback_submission, submission_from_votes, validate_submission
 from arcpipe.arc.tasks import load_source
 from arcpipe.arc.vote import vote
 from arcpipe.config import load_config
+from arcpipe.data.build import BuildOptions, build_arc_dataset
 from arcpipe.data.dataset import Dataset
 from arcpipe.export import export_checkpoint
 from arcpipe.predict import target_test_inputs

@@ -13,15 +13,15 @@ from click.testing import CliRunner
 from helpers import REPO, TINY_MODEL, TINY_URM, torchrun_arcpipe
 
 import arcpipe.predict as predict_module
-from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.arc.candidates import Candidates
-from arcpipe.arc.crossview import view_frames, view_logprob
 from arcpipe.arc.encode import grid_to_tokens
 from arcpipe.arc.presets import resolve_preset
 from arcpipe.arc.score import load_solutions, score_submission
 from arcpipe.arc.submission import submission_from_votes, validate_submission
 from arcpipe.arc.vote import vote
 from arcpipe.cli import main
+from arcpipe.crossview import view_frames, view_logprob
+from arcpipe.data.build import BuildOptions, build_arc_dataset
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.layout import Layout
 from arcpipe.predict import (

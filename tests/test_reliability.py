@@ -40,11 +40,11 @@ from faultharness import (
 from helpers import MID_FLIGHT, REPO, TINY_MODEL, train_args
 
 from arcpipe import kaggle
-from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.arc.candidates import Candidates
 from arcpipe.arc.submission import fallback_submission, submission_from_votes
 from arcpipe.arc.vote import vote
 from arcpipe.cli import main
+from arcpipe.data.build import BuildOptions, build_arc_dataset
 from arcpipe.data.dataset import Dataset
 from arcpipe.fsutil import file_digest, write_json_atomic
 from arcpipe.predict import target_test_inputs

@@ -16,8 +16,8 @@ import orjson
 import pytest
 from helpers import simple_task, write_task
 
-from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.arc.candidates import Candidates
+from arcpipe.data.build import BuildOptions, build_arc_dataset
 from arcpipe.data.dataset import Dataset
 from arcpipe.errors import ArcpipeError
 from arcpipe.report import PALETTE, write_report

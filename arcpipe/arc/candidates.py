@@ -5,7 +5,7 @@ it came from, the halting probability sigmoid(q_halt) (computed in float64, as t
 evaluator does), the mean log-probability of the predicted cells, and the grid itself (cropped at
 EOS, dihedral and colours undone). Grids are stored back to back like the dataset's.
 
-Cross-view scores (:mod:`arcpipe.arc.crossview`): for each test input's top K grids by count, the
+Cross-view scores (:mod:`arcpipe.crossview`): for each test input's top K grids by count, the
 view row of a candidate holding the grid, the number of views it was scored under, the sum over
 those views of its log-probability, and the number of cells scored (over those views). With them
 every rule of :mod:`arcpipe.arc.vote` can be re-run without the model. The file is a ``.npz`` of

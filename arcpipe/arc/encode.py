@@ -18,6 +18,7 @@ EOS = 1
 COLOUR_OFFSET = 2  # token = colour + COLOUR_OFFSET
 VOCAB_SIZE = 12
 DEFAULT_CANVAS = 30
+IGNORE = -100  # label id the loss skips: the PAD cells of a label board (torch's ignore_index)
 
 
 def grid_to_tokens(grid: np.ndarray, canvas: int = DEFAULT_CANVAS, offset=(0, 0)) -> np.ndarray:

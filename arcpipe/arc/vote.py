@@ -13,7 +13,7 @@ grouped per (task, test input); groups are ranked by the chosen rule:
     then first appearance (an augmentation-consistency score).
 ``poe`` (product of experts)
     the grid's log-probability under every view of its test input, produced it or not, averaged
-    over those views (:mod:`arcpipe.arc.crossview`; within one run every scored grid of a test
+    over those views (:mod:`arcpipe.crossview`; within one run every scored grid of a test
     input is scored under the same views, so this ranks as the sum does); then count, mean
     sigmoid(q_halt), first appearance. Only the top K grids by count were scored; the others
     follow them in count order.

@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from arcpipe.arc.encode import PAD
+from arcpipe.arc.encode import IGNORE, PAD
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.layout import (
     FILLER,
@@ -31,7 +31,6 @@ from arcpipe.data.layout import (
     padding_overhead,
     plan_buckets,
 )
-from arcpipe.train.losses import IGNORE
 
 _BUCKET_STREAM = 0xB0C  # seeds the per-step choice of a bucket
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from arcpipe import __version__
-from arcpipe.arc.build import BuildSummary
+from arcpipe.data.build import BuildSummary
 from arcpipe.data.dataset import Dataset, TaskInfo, task_table, write_dataset
 from arcpipe.errors import ArcpipeError
 from arcpipe.fsutil import atomic_directory, file_digest

@@ -18,7 +18,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from arcpipe.arc.build import BuildSummary
+from arcpipe.data.build import BuildSummary
 from arcpipe.errors import ArcpipeError
 from arcpipe.progress import Progress
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-IGNORE = -100
+from arcpipe.arc.encode import IGNORE
 
 
 def log_stablemax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from arcpipe.arc.augment import Transform
-from arcpipe.arc.build import pack_grids
 from arcpipe.arc.tasks import Task, load_source
 from arcpipe.arc.variants import (
     _COLOUR_KEYS,
@@ -19,6 +18,7 @@ from arcpipe.arc.variants import (
     draw_variants,
     grid_features,
 )
+from arcpipe.data.build import pack_grids
 
 
 def reference_content(task: Task, transform: Transform) -> str:

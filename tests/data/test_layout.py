@@ -10,10 +10,10 @@ import pytest
 import torch
 from helpers import simple_task, write_task
 
-from arcpipe.arc.build import BuildOptions, build_arc_dataset
-from arcpipe.arc.encode import COLOUR_OFFSET, EOS, PAD, grid_to_tokens
+from arcpipe.arc.encode import COLOUR_OFFSET, EOS, IGNORE, PAD, grid_to_tokens
 from arcpipe.arc.presets import resolve_preset
 from arcpipe.arc.tasks import load_source
+from arcpipe.data.build import BuildOptions, build_arc_dataset
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.layout import (
     FILLER,
@@ -28,7 +28,6 @@ from arcpipe.data.layout import (
     task_box,
 )
 from arcpipe.data.sampler import encode_batch
-from arcpipe.train.losses import IGNORE
 
 # ----------------------------------------------------------------------------- the box rule
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from helpers import simple_task, write_task
 
-from arcpipe.arc.build import BuildOptions, build_arc_dataset
+from arcpipe.arc.encode import IGNORE
+from arcpipe.data.build import BuildOptions, build_arc_dataset
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.layout import Bucket, Layout
 from arcpipe.data.sampler import BucketedSampler, TrainSampler, encode_batch
-from arcpipe.train.losses import IGNORE
 
 
 @pytest.fixture

@@ -305,7 +305,7 @@ def boxed_dataset(tmp_path, size: int, canvas: int):
     """One training task and one target whose grids are ``size`` square on ``canvas``."""
     from helpers import write_task
 
-    from arcpipe.arc.build import BuildOptions, build_arc_dataset
+    from arcpipe.data.build import BuildOptions, build_arc_dataset
     from arcpipe.data.dataset import Dataset
 
     rng = torch.Generator().manual_seed(size)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from arcpipe.train.losses import IGNORE, log_stablemax, step_loss, token_losses
+from arcpipe.arc.encode import IGNORE
+from arcpipe.train.losses import log_stablemax, step_loss, token_losses
 
 
 def test_stablemax_is_a_distribution_and_matches_its_definition() -> None:

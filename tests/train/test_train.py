@@ -24,8 +24,8 @@ from faultharness import (
 )
 from helpers import FAST, MID_FLIGHT, REPO, metrics, torchrun, torchrun_arcpipe, train_args
 
-from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.cli import main
+from arcpipe.data.build import BuildOptions, build_arc_dataset
 from arcpipe.train.checkpoint import load_checkpoint
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import arcpipe.predict as predict
-from arcpipe.arc.crossview import CrossViewScorer, view_frames, view_logprob
 from arcpipe.arc.encode import EOS, PAD, VOCAB_SIZE, label_cells
 from arcpipe.arc.vote import vote
+from arcpipe.crossview import CrossViewScorer, view_frames, view_logprob
 from arcpipe.data.dataset import Dataset
 from arcpipe.predict import (
     ViewOutputs,

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 from helpers import simple_task, write_task
 
-from arcpipe.arc.build import BuildOptions, build_arc_dataset
 from arcpipe.arc.encode import PAD, grid_to_tokens, tokens_to_grid
 from arcpipe.arc.tasks import load_source
 from arcpipe.cli import main
+from arcpipe.data.build import BuildOptions, build_arc_dataset
 from arcpipe.data.dataset import Dataset
 from arcpipe.errors import ArcpipeError
 
@@ -162,7 +162,7 @@ def test_unknown_test_outputs_give_unsupervised_labels(tmp_path: Path) -> None:
 
 
 def test_interrupted_build_leaves_nothing(tiny_sources, tmp_path: Path, monkeypatch) -> None:
-    import arcpipe.arc.build as build_module
+    import arcpipe.data.build as build_module
 
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
