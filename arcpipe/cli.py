@@ -268,6 +268,11 @@ def parse_duration(text: str | None) -> float | None:
     help="Post-train from a checkpoint or export: weights loaded, fresh puzzle table.",
 )
 @click.option("--max-time", help="Stop cleanly (with a checkpoint) after this long, e.g. 10m.")
+@click.option(
+    "--max-cpu-time",
+    help="Stop cleanly after this much CPU time of the process (all its threads), e.g. 15m: a "
+    "budget that other jobs on a shared machine do not shrink.",
+)
 @click.option("--max-steps", type=int, help="Stop cleanly at this optimizer step.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
 @click.option("--quiet", is_flag=True)
@@ -279,6 +284,7 @@ def train(
     resume: str,
     init_from: Path | None,
     max_time: str | None,
+    max_cpu_time: str | None,
     max_steps: int | None,
     device: str,
     quiet: bool,
@@ -296,6 +302,7 @@ def train(
         overrides=overrides,
         init_from=init_from,
         max_time=parse_duration(max_time),
+        max_cpu_time=parse_duration(max_cpu_time),
         max_steps=max_steps,
         device=device,
         quiet=quiet,
@@ -331,9 +338,11 @@ def train(
     "--views",
     default=0,
     show_default=True,
-    help="Views (augmented variants) per test input; 0: all.",
+    help="Views (augmented variants) per test input; 0: all (a run trained with "
+    "train.num_variants = K: its first K).",
 )
 @click.option("--max-time", help="Stop inference after this long and keep the best so far.")
+@click.option("--max-cpu-time", help="Stop inference after this much CPU time of the process.")
 @click.option(
     "--sync-every",
     default="60s",
@@ -366,6 +375,7 @@ def predict(
     attempts,
     views,
     max_time,
+    max_cpu_time,
     sync_every,
     halt_early,
     batch_size,
@@ -388,6 +398,7 @@ def predict(
             attempts=attempts,
             views=views,
             max_time=parse_duration(max_time),
+            max_cpu_time=parse_duration(max_cpu_time),
             sync_seconds=parse_duration(sync_every),
             halt_early=halt_early,
             batch_size=batch_size,
@@ -398,9 +409,12 @@ def predict(
             quiet=quiet,
         )
     )
-    note = {None: "", "max-time": " (stopped by --max-time)", "signal": " (stopped by a signal)"}[
-        result.stopped
-    ]
+    note = {
+        None: "",
+        "max-time": " (stopped by --max-time)",
+        "max-cpu-time": " (stopped by --max-cpu-time)",
+        "signal": " (stopped by a signal)",
+    }[result.stopped]
     scoring = f" ({result.scoring_seconds:.1f}s cross-view scoring)" if cross_view_k else ""
     stdout.print(
         f"{result.views_done:,}/{result.views_total:,} views in {result.seconds:.1f}s{scoring}"

@@ -46,7 +46,7 @@ class ModelConfig:
     token_mixer: str = "attention"  # "attention" or "mlp" (the reference's mlp_t)
     mlp: str = "swiglu"  # "swiglu" or "conv_swiglu" (URM: a causal depthwise conv inside)
     conv_param_dtype: str = "bfloat16"  # storage of conv_swiglu's filter (URM: bfloat16, §9.1)
-    pos_encodings: str = "rope"  # "rope", "learned" or "none"
+    pos_encodings: str = "rope"  # "rope", "rope2d" (row and column), "learned" or "none"
     puzzle_emb_dim: int = 512  # puzzle vector size; 0 disables puzzle embeddings
     puzzle_emb_len: int = 16  # prefix positions (puzzle vector first); 0: ceil(dim / D), URM's
     rms_norm_eps: float = 1e-5
@@ -58,7 +58,9 @@ class ModelConfig:
         _check_choice("model.token_mixer", self.token_mixer, ("attention", "mlp"))
         _check_choice("model.mlp", self.mlp, ("swiglu", "conv_swiglu"))
         _check_choice("model.conv_param_dtype", self.conv_param_dtype, ("bfloat16", "float32"))
-        _check_choice("model.pos_encodings", self.pos_encodings, ("rope", "learned", "none"))
+        _check_choice(
+            "model.pos_encodings", self.pos_encodings, ("rope", "rope2d", "learned", "none")
+        )
         _check_choice("model.board", self.board, ("full", "boxed"))
         if self.board == "boxed" and self.token_mixer != "attention":
             raise ArcpipeError(
@@ -69,6 +71,11 @@ class ModelConfig:
             raise ArcpipeError(
                 f"model.hidden_size ({self.hidden_size}) must be a multiple of model.num_heads "
                 f"({self.num_heads})"
+            )
+        if self.pos_encodings == "rope2d" and (self.hidden_size // self.num_heads) % 4:
+            raise ArcpipeError(
+                "model.pos_encodings = rope2d needs a head size (hidden_size / num_heads) that is "
+                "a multiple of 4: half of its rotary pairs per axis"
             )
         if self.puzzle_emb_len < 0:
             raise ArcpipeError("model.puzzle_emb_len must be >= 0 (0: derived from the widths)")
@@ -107,7 +114,12 @@ class TrainConfig:
     lr_warmup_steps: int = 2000
     lr_schedule: str = "constant"  # "constant" after warmup (reference) or "cosine"
     lr_min_ratio: float = 1.0  # cosine floor as a fraction of lr; must stay 1.0 when constant
-    optimizer: str = "adam_atan2"  # "adam_atan2" (reference), "adamw", or "muon" (URM ARC-AGI-2)
+    optimizer: str = (
+        "adam_atan2"  # "adam_atan2" (reference), "adamw", "muon" (URM ARC-AGI-2), "normuon"
+    )
+    # Muon's (NorMuon's) parameters: "matrices", every 2-D one (URM's reference), or "hidden", the
+    # network's block matrices only, embeddings and heads on AdamW (Muon's authors)
+    muon_params: str = "matrices"
     beta1: float = 0.9
     beta2: float = 0.95
     weight_decay: float = 0.1
@@ -130,10 +142,14 @@ class TrainConfig:
     checkpoint_interval: int = 0  # steps between checkpoints; 0: at evaluations and the end
     keep_checkpoints: int = 2  # step-N checkpoints kept besides best/ and last/
     board_buckets: int = 6  # boxed boards: sequence lengths at most (an ACT carry each)
+    # K: train on the first K variants of each task (the original first), and evaluate and predict
+    # their views only; 0: every variant the dataset holds (the reference)
+    num_variants: int = 0
 
     def __post_init__(self) -> None:
         _check_choice("train.lr_schedule", self.lr_schedule, ("constant", "cosine"))
-        _check_choice("train.optimizer", self.optimizer, ("adam_atan2", "adamw", "muon"))
+        _check_choice("train.optimizer", self.optimizer, ("adam_atan2", "adamw", "muon", "normuon"))
+        _check_choice("train.muon_params", self.muon_params, ("matrices", "hidden"))
         _check_choice("train.loss", self.loss, ("stablemax", "softmax"))
         _check_choice("train.dtype", self.dtype, ("auto", "float32", "bfloat16"))
         _check_choice("train.eval_split", self.eval_split, ("auto", "val", "test"))
@@ -149,6 +165,8 @@ class TrainConfig:
             raise ArcpipeError("train.global_batch_size must be >= 1")
         if self.board_buckets < 1:
             raise ArcpipeError("train.board_buckets must be >= 1")
+        if self.num_variants < 0:
+            raise ArcpipeError("train.num_variants must be >= 0 (0: every variant)")
 
 
 @dataclass

@@ -14,12 +14,12 @@ Boxed boards (:mod:`arcpipe.data.layout`) run in batches of one bucket of board 
 The checkpoint and dataset are checked before anything is written. A complete fallback
 submission is then written (unless the output already holds a valid submission for these tasks,
 which stays until the first vote replaces it) and replaced atomically with the current vote as
-views complete; ``max_time``, SIGTERM and SIGINT stop inference after the current batch and keep
-the vote of the views done. The order of the views (:func:`plan_batches`) is chosen for a
-stopped run: without cross-view scoring they go variant by variant across all tasks (every test
-input's original first), so the views done are spread evenly; with it, the first few variants
-of every test input go first in that way, then the rest test input by test input, which bounds
-the log-probability tables held in memory to those of the open test inputs.
+views complete; ``max_time`` (or ``max_cpu_time``), SIGTERM and SIGINT stop inference after the
+current batch and keep the vote of the views done. The order of the views (:func:`plan_batches`)
+is chosen for a stopped run: without cross-view scoring they go variant by variant across all
+tasks (every test input's original first), so the views done are spread evenly; with it, the
+first few variants of every test input go first in that way, then the rest test input by test
+input, which bounds the log-probability tables held in memory to those of the open test inputs.
 """
 
 from __future__ import annotations
@@ -230,12 +230,16 @@ def target_task_ids(dataset: Dataset, split: str) -> list[str]:
     return [t.id for t in dataset.tasks if t.role == role]
 
 
-def view_rows(dataset: Dataset, split: str, views: int = 0) -> np.ndarray:
+def view_rows(dataset: Dataset, split: str, views: int = 0, num_variants: int = 0) -> np.ndarray:
     """The rows to predict: all of ``split``, or the first ``views`` variants of each task.
 
-    Variants are in build order (the original first), so the choice is deterministic.
+    ``num_variants`` > 0 (a run trained on the first K variants, ``train.num_variants``) caps
+    ``views`` at K: the later variants' puzzle embeddings were never trained. Variants are in
+    build order (the original first), so the choice is deterministic.
     """
     count = len(dataset.examples(split))
+    if num_variants > 0:
+        views = num_variants if views <= 0 else min(views, num_variants)
     if views <= 0:
         return np.arange(count)
     return np.flatnonzero(variant_rank(dataset, split, np.arange(count)) < views)
@@ -330,6 +334,7 @@ class PredictOptions:
     attempts: int = 2
     views: int = 0  # views per test input; 0: all
     max_time: float | None = None  # seconds
+    max_cpu_time: float | None = None  # seconds of this process's CPU time (all threads)
     halt_early: bool = False
     batch_size: int = 0  # 0: 64 on GPU, 8 on CPU
     candidates: Path | None = None  # default: next to the submission
@@ -350,7 +355,7 @@ class PredictResult:
     views_total: int
     malformed: int
     seconds: float
-    stopped: str | None = None  # why inference ended early: "max-time" or "signal"
+    stopped: str | None = None  # why inference ended early: "max-time", "max-cpu-time", "signal"
     scoring_seconds: float = 0.0  # of ``seconds``, spent on cross-view scores (this rank)
 
 
@@ -455,7 +460,7 @@ def predict(options: PredictOptions) -> PredictResult:
 
 
 def _predict(options: PredictOptions, topo) -> PredictResult:
-    start = time.monotonic()
+    start, start_cpu = time.monotonic(), time.process_time()
     dataset = Dataset.open(options.data)
     _check_options(options)
     ckpt = load_checkpoint(resolve_checkpoint(options.run, options.checkpoint))
@@ -469,7 +474,7 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
         write_submission(options.out, fallback, expected, options.attempts)
     loss_kind = ckpt.config.train.loss
     batch = options.batch_size or (64 if topo.device.type == "cuda" else 8)
-    rows = view_rows(dataset, "test", options.views)
+    rows = view_rows(dataset, "test", options.views, ckpt.config.train.num_variants)
     k = options.cross_view_k
     plan = plan_batches(dataset, "test", rows, batch, topo.world_size, by_test_input=k > 0)
     plan = bucketed(plan, layout, "test", rows, ckpt.config.train.board_buckets)
@@ -506,6 +511,11 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
                 reason = "signal"
             elif options.max_time is not None and time.monotonic() - start > options.max_time:
                 reason = "max-time"
+            elif (
+                options.max_cpu_time is not None
+                and time.process_time() - start_cpu > options.max_cpu_time
+            ):
+                reason = "max-cpu-time"
             refresh = time.monotonic() - last_sync >= options.sync_seconds
             reason, refresh = broadcast_object((reason, refresh))  # rank 0 decides for all
             if reason is not None and done < len(rows):

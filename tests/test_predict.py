@@ -30,6 +30,7 @@ from arcpipe.predict import (
     run_views,
     target_test_inputs,
     to_candidates,
+    variant_rank,
     view_rows,
 )
 from arcpipe.train.checkpoint import inference_model, load_checkpoint
@@ -83,7 +84,7 @@ def test_oracle_predictions_score_one_through_the_whole_inverse_path(
     assert len(score.tasks) == len(solutions)
 
 
-def train_tiny(data: Path, run: Path, board: str = "full") -> Path:
+def train_tiny(data: Path, run: Path, board: str = "full", *sets: str) -> Path:
     args = [
         "train",
         "--data",
@@ -94,7 +95,7 @@ def train_tiny(data: Path, run: Path, board: str = "full") -> Path:
         "3",
         "--quiet",
     ]
-    for s in [*TINY_MODEL, f"model.board={board}"]:
+    for s in [*TINY_MODEL, f"model.board={board}", *sets]:
         args += ["--set", s]
     assert CliRunner().invoke(main, args).exit_code == 0
     return run
@@ -223,6 +224,11 @@ def test_views_option_and_dataset_mismatch(trained_run, sample_dataset, tmp_path
     one = Candidates.load(tmp_path / "s.candidates.npz")
     assert len(one) + one.meta["malformed"] == targets  # one view each, every one predicted
     assert set(one.view.tolist()) <= set(originals.tolist())
+    # A run trained on the first K variants predicts only their views (at most K each).
+    ranks = variant_rank(dataset, "test", view_rows(dataset, "test", 0, num_variants=2))
+    assert sorted(set(ranks.tolist())) == [0, 1] and len(ranks) == 2 * targets
+    assert len(view_rows(dataset, "test", 1, num_variants=2)) == targets
+    assert len(view_rows(dataset, "test", 5, num_variants=2)) == 2 * targets
     other = tmp_path / "other"
     sample = Path(__file__).resolve().parents[1] / "data" / "sample"
     build_arc_dataset(
@@ -234,6 +240,19 @@ def test_views_option_and_dataset_mismatch(trained_run, sample_dataset, tmp_path
     )
     wrong = CliRunner().invoke(main, predict_args(trained_run, other, tmp_path / "w.json"))
     assert wrong.exit_code == 2 and "belongs to another dataset" in wrong.stderr
+
+
+def test_a_run_on_the_first_k_variants_predicts_their_views_only(sample_dataset, tmp_path) -> None:
+    """train.num_variants = 2: the other variants' puzzle embeddings were never trained, so
+    prediction runs the original and the first augmented view of each test input."""
+    run = train_tiny(sample_dataset, tmp_path / "k2", "full", "train.num_variants=2")
+    out = tmp_path / "s.json"
+    assert CliRunner().invoke(main, predict_args(run, sample_dataset, out)).exit_code == 0
+    dataset = Dataset.open(sample_dataset)
+    candidates = Candidates.load(tmp_path / "s.candidates.npz")
+    views = len(candidates) + candidates.meta["malformed"]
+    assert views == 2 * sum(t.num_test for t in dataset.tasks if t.role == "target")
+    assert set(variant_rank(dataset, "test", candidates.view).tolist()) <= {0, 1}
 
 
 @pytest.mark.slow

@@ -9,6 +9,9 @@ stream every ``eval_interval`` epochs and drops the incomplete batch there).
 Every rank computes the same global batch from ``(seed, epoch)`` and keeps its own slice, so there
 is nothing to synchronise. The position (epoch, next group) is the whole sampler state.
 
+``train.num_variants`` = K trains on the first K variants of each task only (the dataset need not
+be rebuilt to try fewer augmentations); evaluation and prediction then run those K views.
+
 With boxed boards (:mod:`arcpipe.data.layout`) the tasks are split into a few buckets of one
 sequence length each (:class:`BucketedSampler`); each bucket runs the epoch rule over its own
 tasks, and each step draws one bucket, in proportion to its examples per epoch.
@@ -73,7 +76,8 @@ class TrainSampler:
     """Yields the rows of each global batch; see the module docstring.
 
     ``tasks`` restricts the groups to those task indices (a bucket); ``stream`` then seeds
-    their own epoch plans.
+    their own epoch plans. ``num_variants`` > 0 keeps only the first that many variants of each
+    task (in build order, the original first): a dataset built with more serves fewer.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class TrainSampler:
         seed: int,
         tasks: np.ndarray | None = None,
         stream: int | None = None,
+        num_variants: int = 0,
     ) -> None:
         self.dataset = dataset
         self.split = split
@@ -96,8 +101,13 @@ class TrainSampler:
             variants, return_index=True, return_counts=True
         )
         tasks_of = np.asarray(dataset.arrays["variants"][self.variant_ids, 0])
+        keep = np.ones(len(tasks_of), dtype=bool)
         if tasks is not None:
-            keep = np.isin(tasks_of, tasks)
+            keep &= np.isin(tasks_of, tasks)
+        if num_variants > 0:
+            first = np.array([t.first_variant for t in dataset.tasks], dtype=np.int64)
+            keep &= self.variant_ids - first[tasks_of] < num_variants
+        if not keep.all():
             self.variant_ids, self.variant_start = self.variant_ids[keep], self.variant_start[keep]
             self.variant_count, tasks_of = self.variant_count[keep], tasks_of[keep]
         self.tasks = np.unique(tasks_of)
@@ -166,22 +176,31 @@ class BucketedSampler:
     """
 
     def __init__(
-        self, layout: Layout, split: str, global_batch: int, seed: int, max_buckets: int
+        self,
+        layout: Layout,
+        split: str,
+        global_batch: int,
+        seed: int,
+        max_buckets: int,
+        num_variants: int = 0,
     ) -> None:
         self.layout, self.seed, self.step = layout, seed, 0
         dataset = layout.dataset
         if not layout.boxed:
-            self.samplers = [TrainSampler(dataset, split, global_batch, seed)]
+            sampler = TrainSampler(dataset, split, global_batch, seed, num_variants=num_variants)
+            self.samplers = [sampler]
             self.buckets = [Bucket(dataset.seq_len, False)]
             self.overhead = 0.0  # filler share of the cells
             return
-        every = TrainSampler(dataset, split, global_batch, seed)
+        every = TrainSampler(dataset, split, global_batch, seed, num_variants=num_variants)
         cells = layout.task_cells()[every.tasks]
         weights = every.group_weights()
         lengths = plan_buckets(cells, weights, max_buckets)
         which = bucket_of(cells, lengths)
         self.samplers = [
-            TrainSampler(dataset, split, global_batch, seed, every.tasks[which == b], b + 1)
+            TrainSampler(
+                dataset, split, global_batch, seed, every.tasks[which == b], b + 1, num_variants
+            )
             for b in range(len(lengths))
         ]
         self.buckets = [

@@ -193,12 +193,22 @@ class RotaryEmbedding(nn.Module):
 
     ``x * cos + rotate_half(x) * sin`` with ``rotate_half(x) = (-x2, x1)``; the sign is folded
     into a precomputed ``sin`` so one pass over (x2, x1) and one fused multiply-add suffice.
+
+    ``positions`` is the number of sequence positions (one axis, the index: the reference), or
+    each position's coordinates, (L, A) float: the K/2 rotary pairs are split evenly over the A
+    axes, axis a rotating its K/(2A) pairs by its coordinate at the frequencies a head of size
+    K/A would use (``model.pos_encodings = "rope2d"``: A = 2, row and column).
     """
 
-    def __init__(self, head_dim: int, positions: int, theta: float) -> None:
+    def __init__(self, head_dim: int, positions: int | torch.Tensor, theta: float) -> None:
         super().__init__()
-        inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        freqs = torch.outer(torch.arange(positions, dtype=torch.float32), inv_freq)  # (L, K/2)
+        if isinstance(positions, int):
+            positions = torch.arange(positions, dtype=torch.float32)[:, None]  # (L, 1)
+        axis_dim = head_dim // positions.shape[1]
+        inv_freq = 1.0 / theta ** (torch.arange(0, axis_dim, 2, dtype=torch.float32) / axis_dim)
+        freqs = torch.cat(
+            [torch.outer(axis, inv_freq) for axis in positions.float().unbind(1)], dim=1
+        )  # (L, K/2): axis 0's pairs, then axis 1's
         self.register_buffer("cos", torch.cat([freqs.cos(), freqs.cos()], -1), persistent=False)
         self.register_buffer("sin", torch.cat([-freqs.sin(), freqs.sin()], -1), persistent=False)
 

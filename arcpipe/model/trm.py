@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from arcpipe.config import ModelConfig
+from arcpipe.errors import ArcpipeError
 from arcpipe.model.layers import Block, Geometry, RotaryEmbedding, linear, trunc_normal_
 from arcpipe.model.puzzle_embedding import PuzzleEmbedding
 
@@ -63,6 +64,27 @@ class StepOutput:
     logits: torch.Tensor  # (B, S, V)
     q_halt: torch.Tensor  # (B,) float32 halting logit
     q_continue: torch.Tensor  # (B,) float32, unused by the default loss (no ACT continue)
+
+
+def canvas_coordinates(prefix_len: int, seq_len: int) -> torch.Tensor:
+    """(row, column) of every sequence position for ``pos_encodings = "rope2d"``, (P + S, 2).
+
+    Board cell q (of a square canvas of S cells) is at ``divmod(q, canvas)``. Prefix slot i is at
+    ``(-1 - i, -1 - i)``: off the canvas, on its diagonal, so that no two positions coincide and
+    slot 0 (where the halting logits are read) is one diagonal step from cell (0, 0).
+
+    Raises:
+        ArcpipeError: the board is not a square canvas.
+    """
+    canvas = math.isqrt(seq_len)
+    if canvas * canvas != seq_len:
+        raise ArcpipeError(
+            f"model.pos_encodings = rope2d needs a square canvas, not {seq_len} cells"
+        )
+    cells = torch.arange(seq_len)
+    board = torch.stack([cells // canvas, cells % canvas], dim=1)  # (S, 2)
+    prefix = (-1 - torch.arange(prefix_len))[:, None].expand(-1, 2)  # (P, 2)
+    return torch.cat([prefix, board]).float()
 
 
 class TRM(nn.Module):
@@ -97,8 +119,13 @@ class TRM(nn.Module):
         if config.pos_encodings == "learned":
             self.pos = nn.Parameter(trunc_normal_(torch.empty(positions, D), 1 / math.sqrt(D), g))
         self.rope = None
-        if config.pos_encodings == "rope":
-            self.rope = RotaryEmbedding(D // config.num_heads, positions, config.rope_theta)
+        if config.pos_encodings in ("rope", "rope2d"):
+            coordinates = (
+                positions
+                if config.pos_encodings == "rope"
+                else canvas_coordinates(self.prefix_len, seq_len)
+            )
+            self.rope = RotaryEmbedding(D // config.num_heads, coordinates, config.rope_theta)
         self.blocks = nn.ModuleList(
             Block(
                 D,
@@ -254,6 +281,11 @@ class TRM(nn.Module):
         matrix products; the embeddings, heads and the puzzle table stay eager.
         """
         self.f = torch.compile(self.f, dynamic=False)
+
+    def hidden_matrices(self) -> list[nn.Parameter]:
+        """The blocks' weight matrices (attention, SwiGLU, the MLP token mixer): not the
+        embeddings, heads or URM's conv filters."""
+        return [p for p in self.blocks.parameters() if p.ndim == 2]
 
     def num_parameters(self) -> int:
         """Trainable parameters (the puzzle table is a buffer and is not counted)."""

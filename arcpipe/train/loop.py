@@ -3,8 +3,8 @@
 One optimizer step = one supervision step on every slot of the global batch (reference §5.3):
 ``(loss / global batch).backward()``, dense optimizer and sparse puzzle-table update, EMA update.
 All loop state lives in :class:`Trainer` and goes into each checkpoint, so ``--resume auto``
-continues bit-exactly on CPU. ``--max-time``, ``--max-steps`` and SIGTERM stop cleanly with a
-checkpoint.
+continues bit-exactly on CPU. ``--max-time`` (wall), ``--max-cpu-time`` (this process's CPU time,
+for budgets on a shared machine), ``--max-steps`` and SIGTERM stop cleanly with a checkpoint.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class RunOptions:
     overrides: tuple[str, ...] = ()  # the --set items, re-applied to a resumed run's own config
     init_from: Path | None = None
     max_time: float | None = None  # seconds
+    max_cpu_time: float | None = None  # seconds of this process's CPU time (all threads)
     max_steps: int | None = None  # absolute step at which to stop
     device: str = "auto"
     quiet: bool = False
@@ -79,7 +80,7 @@ class RunResult:
     """How a run ended."""
 
     step: int
-    reason: str  # "finished", "max-steps", "max-time" or "signal"
+    reason: str  # "finished", "max-steps", "max-time", "max-cpu-time" or "signal"
     checkpoint: Path | None
     start_step: int = 0  # the step this sitting started from (a resumed run's checkpoint step)
     last_eval: dict = field(default_factory=dict)
@@ -115,7 +116,7 @@ class Trainer:
         if topology.distributed:
             ids = [topology.local_rank] if self.device.type == "cuda" else None
             self.forward = DistributedDataParallel(self.model, device_ids=ids)
-        self.optimizer = make_optimizer(self.model.parameters(), cfg)
+        self.optimizer = make_optimizer(self.model.parameters(), cfg, self.model.hidden_matrices())
         self.sparse = None
         if self.model.puzzle_table is not None:
             self.sparse = SparseSignSGD(
@@ -124,7 +125,12 @@ class Trainer:
         self.ema = EMA(self.model, cfg.ema_rate) if cfg.ema else None
         self.layout = Layout(dataset, self.config.model.board)
         self.sampler = BucketedSampler(
-            self.layout, "train", cfg.global_batch_size, cfg.seed, cfg.board_buckets
+            self.layout,
+            "train",
+            cfg.global_batch_size,
+            cfg.seed,
+            cfg.board_buckets,
+            cfg.num_variants,
         )
         self.exploration_rng = torch.Generator().manual_seed(cfg.seed + 1)
         self.carries: dict[int, Carry] = {}  # one ACT carry per bucket of boards
@@ -415,18 +421,23 @@ def _loop(trainer: Trainer, options: RunOptions, log: _MetricsLog, stop: StopSig
         else min(trainer.total_steps, options.max_steps)
     )
     start_time = time.monotonic()
+    start_cpu = time.process_time()
     start_elapsed = trainer.elapsed
     window = trainer.log_window
-    step_seconds = 0.0
+    step_seconds = step_cpu = 0.0
     quiet = options.quiet or not trainer.topo.is_main
     with Progress("train", end, quiet=quiet, completed=trainer.step) as bar:
         while trainer.step < end:
-            reason = _stop_reason(trainer, options, stop, start_time, step_seconds)
+            spent = (
+                time.monotonic() - start_time + step_seconds,
+                time.process_time() - start_cpu + step_cpu,  # every thread of this process
+            )
+            reason = _stop_reason(trainer, options, stop, spent)
             if reason:
                 return reason
-            t0 = time.monotonic()
+            t0, c0 = time.monotonic(), time.process_time()
             window.append(trainer.train_step())
-            step_seconds = time.monotonic() - t0
+            step_seconds, step_cpu = time.monotonic() - t0, time.process_time() - c0
             trainer.elapsed = start_elapsed + time.monotonic() - start_time
             if trainer.step % cfg.log_interval == 0 or trainer.step == end:
                 record = _average(window)
@@ -449,19 +460,24 @@ def _loop(trainer: Trainer, options: RunOptions, log: _MetricsLog, stop: StopSig
 
 
 def _stop_reason(
-    trainer: Trainer, options: RunOptions, stop: StopSignal, start: float, step_seconds: float
+    trainer: Trainer, options: RunOptions, stop: StopSignal, spent: tuple[float, float]
 ) -> str | None:
-    """Why to stop before the next step, agreed by all ranks (rank 0 decides)."""
+    """Why to stop before the next step, agreed by all ranks (rank 0 decides).
+
+    ``spent``: the wall and CPU seconds this sitting will have used after one more step like the
+    last; a budget it would overrun stops the run now.
+    """
     reason = None
     if stop.received is not None:
         reason = "signal"
-    elif (
-        options.max_time is not None and time.monotonic() - start + step_seconds > options.max_time
-    ):
-        reason = "max-time"  # one more step would overrun the budget
-    code = {None: 0, "signal": 1, "max-time": 2}[reason]
+    elif options.max_time is not None and spent[0] > options.max_time:
+        reason = "max-time"
+    elif options.max_cpu_time is not None and spent[1] > options.max_cpu_time:
+        reason = "max-cpu-time"
+    codes = (None, "signal", "max-time", "max-cpu-time")
+    code = codes.index(reason)
     agreed = dist.broadcast_object(code) if trainer.topo.distributed else code
-    return {0: None, 1: "signal", 2: "max-time"}[agreed]
+    return codes[agreed]
 
 
 def _final_evaluation(trainer: Trainer, log: _MetricsLog) -> dict:

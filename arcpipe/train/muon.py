@@ -1,12 +1,23 @@
 """Muon as URM's ARC-AGI-2 recipe runs it (urm-reference §5.3), with AdamW for the other weights.
 
-Every 2-D parameter (the token embedding and both heads included, the reference's ``ndim == 2``
-rule) gets an orthogonalised momentum step; all other parameters (biases, URM's conv filters) get
-AdamW. For a matrix W (A x B) with gradient G::
+By default every 2-D parameter (the token embedding and both heads included, the reference's
+``ndim == 2`` rule) gets an orthogonalised momentum step; all other parameters (biases, URM's conv
+filters) get AdamW. ``matrices`` names the Muon parameters instead: the trainer passes the
+network's hidden matrices for ``train.muon_params = "hidden"`` (attention, SwiGLU and the MLP
+token mixer; embeddings and heads on AdamW, as Muon's authors use it). For a matrix W (A x B)
+with gradient G::
 
     M <- 0.95 M + G                           (no dampening)
     N <- bfloat16(G + 0.95 M)                 (Nesterov; rounded, as the reference does)
-    W <- W (1 - lr wd) - lr 0.2 sqrt(max(A, B)) msign(N)
+    O <- msign(N)
+    W <- W (1 - lr wd) - lr 0.2 sqrt(max(A, B)) O
+
+NorMuon (Li et al. 2025, ``normalize_neurons``) rescales O per neuron (row) before the step::
+
+    v <- 0.95 v + 0.05 mean_columns(O * O)    (A values, one per row; no bias correction)
+    O <- O / (sqrt(v) + 1e-10),  then  O <- O |O_before|_F / |O|_F
+
+so each output neuron moves at an Adam-like rate of its own while the update keeps Muon's size.
 
 ``msign`` is five Newton-Schulz steps in float32 on N / |N|_F (transposed when A > B), step i
 with its own (a_i, b_i, c_i) from :data:`NS_COEFFICIENTS`: ``X <- a X + (b X X^T + c (X X^T)^2) X``.
@@ -43,6 +54,8 @@ NS_STEPS = 5
 MOMENTUM = 0.95
 RMS_MATCH = 0.2  # the update's scale per sqrt(max(rows, cols)), AdamW's typical RMS
 NORM_EPS = 1e-7
+NEURON_BETA = 0.95  # NorMuon: decay of each row's second moment (the authors' default)
+NEURON_EPS = 1e-10
 
 
 def msign(matrix: torch.Tensor, steps: int = NS_STEPS) -> torch.Tensor:
@@ -60,11 +73,19 @@ def msign(matrix: torch.Tensor, steps: int = NS_STEPS) -> torch.Tensor:
     return x.t() if tall else x
 
 
+def normalize_neurons(update: torch.Tensor, second_moment: torch.Tensor) -> torch.Tensor:
+    """NorMuon's per-row rescaling of an orthogonalised update (A, B); updates ``second_moment``
+    (A, 1) in place."""
+    second_moment.lerp_(update.square().mean(dim=1, keepdim=True), 1 - NEURON_BETA)
+    scaled = update / (second_moment.sqrt() + NEURON_EPS)
+    return scaled * (update.norm() / (scaled.norm() + NEURON_EPS))
+
+
 class Muon(torch.optim.Optimizer):
-    """Muon on the 2-D parameters, AdamW on the rest (one optimizer, two param groups).
+    """Muon on the 2-D parameters (or on ``matrices``), AdamW on the rest (two param groups).
 
     Both groups share ``lr`` (the trainer sets it every step from the schedule) and
-    ``weight_decay``; ``betas`` and ``eps`` are the AdamW group's.
+    ``weight_decay``; ``betas`` and ``eps`` are the AdamW group's. ``normalize_neurons``: NorMuon.
     """
 
     def __init__(
@@ -75,11 +96,18 @@ class Muon(torch.optim.Optimizer):
         momentum: float = MOMENTUM,
         betas: tuple[float, float] = (0.9, 0.95),
         eps: float = 1e-8,
+        matrices: Iterable[torch.Tensor] | None = None,
+        normalize_neurons: bool = False,
     ) -> None:
         params = list(params)
+        chosen = {id(p) for p in (matrices if matrices is not None else params) if p.ndim == 2}
         groups = [
-            {"params": [p for p in params if p.ndim == 2], "use_muon": True},
-            {"params": [p for p in params if p.ndim != 2], "use_muon": False, "step": 0},
+            {
+                "params": [p for p in params if id(p) in chosen],
+                "use_muon": True,
+                "normalize_neurons": normalize_neurons,
+            },
+            {"params": [p for p in params if id(p) not in chosen], "use_muon": False, "step": 0},
         ]
         defaults = {
             "lr": lr,
@@ -110,6 +138,10 @@ class Muon(torch.optim.Optimizer):
             buffer.mul_(mu).add_(p.grad)
             nesterov = p.grad.add(buffer, alpha=mu).bfloat16()
             update = msign(nesterov)
+            if group["normalize_neurons"]:
+                if "neuron_second_moment" not in state:
+                    state["neuron_second_moment"] = update.new_zeros(update.shape[0], 1)
+                update = normalize_neurons(update, state["neuron_second_moment"])
             p.mul_(1 - lr * wd)
             p.add_(update.to(p.dtype), alpha=-lr * RMS_MATCH * math.sqrt(max(p.shape)))
 

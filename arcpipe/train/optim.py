@@ -10,7 +10,7 @@ extension): decoupled weight decay, Adam moments, and ``atan2(m, sqrt(v))`` in p
 
 For a parameter stored in bfloat16 (URM's conv filters) the moments are kept in bfloat16 too and
 the step is computed in float32 and rounded once into the parameter, as the reference's fused
-kernel does. ``train.optimizer = "muon"`` is :class:`arcpipe.train.muon.Muon`.
+kernel does. ``train.optimizer = "muon"`` (and ``"normuon"``) is :class:`arcpipe.train.muon.Muon`.
 """
 
 from __future__ import annotations
@@ -66,12 +66,29 @@ class AdamATan2(torch.optim.Optimizer):
                     state["exp_avg_sq"].copy_(v)
 
 
-def make_optimizer(params: Iterable[torch.Tensor], config: TrainConfig) -> torch.optim.Optimizer:
-    """The dense optimizer named by ``config.optimizer``; its lr is set every step."""
+def make_optimizer(
+    params: Iterable[torch.Tensor],
+    config: TrainConfig,
+    hidden_matrices: Iterable[torch.Tensor] | None = None,
+) -> torch.optim.Optimizer:
+    """The dense optimizer named by ``config.optimizer``; its lr is set every step.
+
+    ``hidden_matrices``: the network's hidden weight matrices, Muon's parameters when
+    ``config.muon_params`` is ``"hidden"`` (else every 2-D parameter is).
+    """
     betas = (config.beta1, config.beta2)
-    if config.optimizer == "muon":
+    if config.optimizer in ("muon", "normuon"):
+        hidden = config.muon_params == "hidden"
+        if hidden and hidden_matrices is None:
+            raise ValueError('train.muon_params = "hidden" needs the hidden matrices')
         return Muon(
-            params, lr=0.0, weight_decay=config.weight_decay, betas=betas, eps=config.adamw_eps
+            params,
+            lr=0.0,
+            weight_decay=config.weight_decay,
+            betas=betas,
+            eps=config.adamw_eps,
+            matrices=hidden_matrices if hidden else None,
+            normalize_neurons=config.optimizer == "normuon",
         )
     if config.optimizer == "adamw":
         return torch.optim.AdamW(

@@ -84,6 +84,37 @@ def test_same_seed_same_batches_and_resume_continues_identically(dataset) -> Non
     assert not all(np.array_equal(x, y) for x, y in zip(seed3, seed4))
 
 
+def variant_ranks(dataset: Dataset, rows: np.ndarray) -> np.ndarray:
+    """Each row's variant index within its task (0: the original)."""
+    variants = np.asarray(dataset.examples("train"))[rows, 0]
+    first = np.array([t.first_variant for t in dataset.tasks])
+    return variants - first[np.asarray(dataset.arrays["variants"])[variants, 0]]
+
+
+@pytest.mark.parametrize("board", ["full", "boxed"])
+def test_num_variants_trains_on_the_first_k_variants_of_each_task(dataset, board: str) -> None:
+    """train.num_variants = 3 on a dataset built with 8 variants a task: every batch draws from
+    the original and the next two only, all three of them, every task still once per epoch."""
+    sampler = BucketedSampler(Layout(dataset, board), "train", 8, 0, 6, num_variants=3)
+    rows = np.concatenate([sampler.next_rows()[1] for _ in range(60)])
+    ranks = variant_ranks(dataset, rows)
+    assert set(ranks.tolist()) == {0, 1, 2}
+    tasks = np.asarray(dataset.arrays["variants"])[
+        np.asarray(dataset.examples("train"))[rows, 0], 0
+    ]
+    assert set(tasks.tolist()) == set(range(6))
+    every = BucketedSampler(Layout(dataset, board), "train", 8, 0, 6)
+    assert (
+        variant_ranks(dataset, np.concatenate([every.next_rows()[1] for _ in range(60)])).max() > 2
+    )
+    for k in (0, 8, 100):  # every variant: the sampler of before, batch for batch
+        a, b = (
+            TrainSampler(dataset, "train", 8, 1, num_variants=k),
+            TrainSampler(dataset, "train", 8, 1),
+        )
+        assert all(np.array_equal(x, y) for x, y in zip(batches(a, 12), batches(b, 12)))
+
+
 def test_encode_batch_marks_pad_labels_ignored(dataset) -> None:
     batch = encode_batch(dataset, "train", np.arange(6))
     assert batch.inputs.shape == (6, 64) and batch.labels.shape == (6, 64)

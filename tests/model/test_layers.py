@@ -53,6 +53,48 @@ def test_rotary_embedding_preserves_norms_and_depends_on_relative_position() -> 
         assert torch.allclose(diag, diag[0].expand_as(diag), atol=1e-4)
 
 
+def rotated_scores(rope: RotaryEmbedding, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """q at every position against k at every position, (L, L), for one head vector each."""
+    L = rope.cos.shape[0]
+    rq, rk = rope(q.expand(1, L, 1, -1)), rope(k.expand(1, L, 1, -1))
+    return rq[0, :, 0] @ rk[0, :, 0].T
+
+
+def test_rope2d_scores_depend_only_on_the_row_and_column_offsets() -> None:
+    """Shift-equivariance in 2D on a 5x5 canvas: a query at (r1, c1) and a key at (r2, c2) score
+    what they score shifted together by any (a, b); one step right is not one step down, and
+    the last cell of a row is not next to the first of the next (as on the 1D rope's line)."""
+    from arcpipe.model.trm import canvas_coordinates
+
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(16, generator=g), torch.randn(16, generator=g)
+    scores = rotated_scores(RotaryEmbedding(16, canvas_coordinates(0, 25), 10000.0), q, k)
+
+    def at(r1, c1, r2, c2) -> float:
+        return scores[5 * r1 + c1, 5 * r2 + c2].item()
+
+    for (r1, c1, r2, c2), (a, b) in [((0, 0, 1, 2), (3, 2)), ((4, 1, 2, 3), (-2, 1))]:
+        assert at(r1, c1, r2, c2) == pytest.approx(at(r1 + a, c1 + b, r2 + a, c2 + b), abs=1e-5)
+    assert at(0, 0, 0, 1) != pytest.approx(at(0, 0, 1, 0), abs=1e-3)
+    assert at(0, 4, 1, 0) != pytest.approx(at(0, 0, 0, 1), abs=1e-3)
+    line = rotated_scores(RotaryEmbedding(16, 25, 10000.0), q, k)
+    assert line[4, 5].item() == pytest.approx(line[0, 1].item(), abs=1e-5)  # 1D: neighbours
+
+
+def test_rope2d_gives_each_axis_half_of_the_pairs_at_half_size_frequencies() -> None:
+    """Pairs 0..K/4-1 turn with the row, K/4..K/2-1 with the column, each at the frequencies
+    of a head of size K/2; one axis of coordinates is exactly the 1D table."""
+    coordinates = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0]])
+    rope = RotaryEmbedding(8, coordinates, 100.0)
+    angles = torch.atan2(rope.sin[:, 4:], rope.cos[:, 4:])  # (3, 4): the K/2 pair angles
+    inv_freq = torch.tensor([1.0, 0.1])  # 1 / 100^(2i / 4)
+    torch.testing.assert_close(angles[1], torch.cat([2 * inv_freq, torch.zeros(2)]))
+    torch.testing.assert_close(angles[2], torch.cat([torch.zeros(2), 3 * inv_freq]))
+    line = RotaryEmbedding(8, 12, 100.0)
+    same = RotaryEmbedding(8, torch.arange(12.0)[:, None], 100.0)
+    assert torch.equal(line.cos, same.cos) and torch.equal(line.sin, same.sin)
+
+
 def test_attention_equals_the_textbook_formula() -> None:
     g = torch.Generator().manual_seed(1)
     attn = Attention(16, 4, g)

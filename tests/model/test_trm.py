@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from arcpipe.config import ModelConfig
+from arcpipe.errors import ArcpipeError
 from arcpipe.model.trm import TRM, RecursionState
 
 TINY = ModelConfig(
@@ -119,6 +120,8 @@ def test_reset_restarts_only_masked_samples() -> None:
 GOLDEN_LOGITS = {
     ("attention", "rope"): ([-0.955179, -0.98547, -0.085714, 0.354831],
                             [-0.337895, -0.220364, -0.193899]),
+    ("attention", "rope2d"): ([-1.14595, -0.359872, -0.209649, -0.406661],
+                              [-0.47418, -0.431212, -0.49362]),
     ("attention", "learned"): ([0.04067, -0.190322, 0.046432, -0.766856],
                                [-1.898455, -1.554449, -1.226157]),
     ("mlp", "none"): ([0.038079, -1.156453, 0.53861, 0.654499],
@@ -332,7 +335,7 @@ def loss_and_grads(model: TRM, batch) -> tuple[torch.Tensor, torch.Tensor, list[
     return out.logits, loss, [p.grad.clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("pos", ["rope", "learned"])
+@pytest.mark.parametrize("pos", ["rope", "rope2d", "learned"])
 def test_boxed_equals_full_when_the_box_is_the_whole_canvas(tmp_path, pos: str) -> None:
     """A task whose grids fill the canvas: its box is the canvas, in canvas order, no fillers;
     the same logits, losses and gradients, bit for bit."""
@@ -384,3 +387,43 @@ def test_fillers_change_nothing_for_the_real_cells(tmp_path, family: str) -> Non
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     unmasked = encode_batch(dataset, "train", rows, layout, Bucket(23, False))
     assert not torch.allclose(loss_and_grads(model, unmasked)[0][:, :16], tight[0], atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- 2D rotary positions
+
+
+def test_rope2d_positions_are_canvas_rows_and_columns_and_the_prefix_its_own() -> None:
+    """Cell q of a 3x3 canvas at divmod(q, 3); the prefix slots off the canvas on its diagonal;
+    no two positions alike."""
+    from arcpipe.model.trm import canvas_coordinates
+
+    coordinates = canvas_coordinates(2, 9)
+    assert coordinates[:2].tolist() == [[-1, -1], [-2, -2]]
+    assert coordinates[2:].tolist() == [[r, c] for r in range(3) for c in range(3)]
+    assert len({tuple(p) for p in coordinates.tolist()}) == 11
+    with pytest.raises(ArcpipeError, match="square canvas"):
+        canvas_coordinates(2, 12)
+    with pytest.raises(ArcpipeError, match="multiple of 4"):
+        ModelConfig(hidden_size=24, num_heads=4, pos_encodings="rope2d")
+
+
+def shifted_logits(model: TRM, shift: int, canvas: int = 6) -> torch.Tensor:
+    """One step's logits of two boxed 3x3 boards placed at canvas cell ``shift`` onwards."""
+    g = torch.Generator().manual_seed(5)
+    inputs, ids = torch.randint(2, 12, (2, 9), generator=g), torch.tensor([1, 2])
+    cells = torch.tensor([r * canvas + c for r in range(3) for c in range(3)])
+    positions = (cells + shift).expand(2, -1)
+    out = model(model.initial_state(2, board_len=9), inputs, ids, positions, None)
+    return out.logits
+
+
+@pytest.mark.parametrize("pos", ["rope", "rope2d"])
+def test_a_translated_box_without_a_prefix_gives_the_same_logits(pos: str) -> None:
+    """Positions are canvas positions: without a puzzle prefix (whose position is fixed) moving
+    a box on the canvas, down and right, changes nothing but rounding; with the prefix it does."""
+    bare = ModelConfig(**{**TINY.__dict__, "pos_encodings": pos, "puzzle_emb_dim": 0})
+    model = TRM(bare, 12, 36, 5, seed=4)
+    for shift in (1, 6, 14):  # right, down, and both
+        torch.testing.assert_close(shifted_logits(model, shift), shifted_logits(model, 0))
+    prefixed = TRM(ModelConfig(**{**TINY.__dict__, "pos_encodings": pos}), 12, 36, 5, seed=4)
+    assert not torch.allclose(shifted_logits(prefixed, 14), shifted_logits(prefixed, 0), atol=1e-4)

@@ -1,4 +1,5 @@
-"""Muon (URM's ARC-AGI-2 optimizer) against its formula; its parameter split; exact resume."""
+"""Muon (URM's ARC-AGI-2 optimizer) and NorMuon against their formulas; their parameter
+splits; exact resume."""
 
 from __future__ import annotations
 
@@ -114,6 +115,61 @@ def test_muon_takes_every_matrix_and_adamw_the_rest() -> None:
     }
 
 
+def test_muon_for_trm_takes_the_hidden_matrices_and_adamw_embeddings_and_heads() -> None:
+    """train.muon_params = "hidden" (Muon's authors' split): attention, SwiGLU and the MLP token
+    mixer orthogonalised; token and position embeddings and both heads on AdamW."""
+    for mixer, pos in (("attention", "learned"), ("mlp", "none")):
+        config = ModelConfig(hidden_size=32, num_heads=4, token_mixer=mixer, pos_encodings=pos)
+        model = TRM(config, 12, 16, 5)
+        train = TrainConfig(optimizer="muon", muon_params="hidden")
+        opt = make_optimizer(model.parameters(), train, model.hidden_matrices())
+        names = {id(p): n for n, p in model.named_parameters()}
+        muon = {names[id(p)] for p in opt.param_groups[0]["params"]}
+        adamw = {names[id(p)] for p in opt.param_groups[1]["params"]}
+        mixing = (
+            ("attention.qkv", "attention.out")
+            if mixer == "attention"
+            else ("token_mlp.gate_up", "token_mlp.down")
+        )
+        expected = {
+            f"blocks.{i}.{m}.weight" for i in range(2) for m in (*mixing, "mlp.gate_up", "mlp.down")
+        }
+        assert muon == expected
+        heads = {"embed.weight", "lm_head.weight", "q_head.weight", "q_head.bias"}
+        assert adamw == heads | ({"pos"} if pos == "learned" else set())
+    with pytest.raises(ValueError, match="hidden matrices"):
+        make_optimizer(model.parameters(), train)
+
+
+def test_two_normuon_steps_follow_the_formula() -> None:
+    """NorMuon (Li et al. 2025): each row of msign(N) divided by the root of its running mean
+    square (decay 0.95, no bias correction), rescaled to msign(N)'s Frobenius norm, then the
+    Muon step; longhand in float64."""
+    gen = torch.Generator().manual_seed(4)
+    w = torch.randn(6, 4, generator=gen).requires_grad_()
+    lr, wd = 0.05, 0.1
+    opt = Muon([w], lr=lr, weight_decay=wd, normalize_neurons=True)
+    w_ref = w.detach().double().clone()
+    momentum, second = (
+        torch.zeros(6, 4, dtype=torch.float64),
+        torch.zeros(6, 1, dtype=torch.float64),
+    )
+    for _ in (1, 2):
+        gw = torch.randn(6, 4, generator=gen)
+        w.grad = gw.clone()
+        opt.step()
+        momentum = 0.95 * momentum + gw.double()
+        o = newton_schulz_longhand((gw.double() + 0.95 * momentum).bfloat16(), 5)
+        second = 0.95 * second + 0.05 * (o * o).mean(dim=1, keepdim=True)
+        scaled = o / (second.sqrt() + 1e-10)
+        scaled = scaled * o.norm() / scaled.norm()
+        w_ref = w_ref * (1 - lr * wd) - lr * 0.2 * math.sqrt(6) * scaled
+        torch.testing.assert_close(w.detach().double(), w_ref, rtol=1e-5, atol=1e-6)
+    rows = opt.state[w]["neuron_second_moment"]
+    assert rows.shape == (6, 1)
+    torch.testing.assert_close(rows.double(), second, rtol=1e-4, atol=1e-7)
+
+
 def train_steps(opt: torch.optim.Optimizer, params: list[torch.Tensor], steps: range) -> None:
     for step in steps:
         gen = torch.Generator().manual_seed(step)
@@ -124,7 +180,8 @@ def train_steps(opt: torch.optim.Optimizer, params: list[torch.Tensor], steps: r
         opt.step()
 
 
-def test_resume_from_the_state_dict_is_bit_exact() -> None:
+@pytest.mark.parametrize("normuon", [False, True])
+def test_resume_from_the_state_dict_is_bit_exact(normuon: bool) -> None:
     def fresh() -> list[torch.Tensor]:
         gen = torch.Generator().manual_seed(0)
         shapes = [(8, 4), (4,), (6, 1, 2)]
@@ -133,11 +190,11 @@ def test_resume_from_the_state_dict_is_bit_exact() -> None:
         return params
 
     straight = fresh()
-    opt = Muon(straight)
+    opt = Muon(straight, normalize_neurons=normuon)
     train_steps(opt, straight, range(1, 7))
 
     first = fresh()
-    opt_first = Muon(first)
+    opt_first = Muon(first, normalize_neurons=normuon)
     train_steps(opt_first, first, range(1, 4))
     saved = {"state": opt_first.state_dict(), "params": [p.detach().clone() for p in first]}
     buffer = io.BytesIO()
@@ -145,7 +202,7 @@ def test_resume_from_the_state_dict_is_bit_exact() -> None:
     buffer.seek(0)
     loaded = torch.load(buffer, weights_only=True)
     resumed = [p.clone().requires_grad_() for p in loaded["params"]]
-    opt_resumed = Muon(resumed)
+    opt_resumed = Muon(resumed, normalize_neurons=normuon)
     opt_resumed.load_state_dict(loaded["state"])
     train_steps(opt_resumed, resumed, range(4, 7))
     for a, b in zip(straight, resumed, strict=True):

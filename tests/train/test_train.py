@@ -143,13 +143,24 @@ def carried_buckets(checkpoint: Path) -> int:
     return sum(k.endswith("steps") for k in load_checkpoint(checkpoint).tensors["carry"])
 
 
+# Issue 20's options together: 2D rotary positions, NorMuon on the hidden matrices, the first 2
+# of each task's 4 variants.
+LEARNING_OPTIONS = [
+    "model.pos_encodings=rope2d",
+    "train.optimizer=normuon",
+    "train.muon_params=hidden",
+    "train.num_variants=2",
+]
+BOARDS_AND_OPTIONS = [("full", []), ("boxed", []), ("boxed", LEARNING_OPTIONS)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("board", ["full", "boxed"])
+@pytest.mark.parametrize(("board", "options"), BOARDS_AND_OPTIONS)
 def test_resume_after_sigkill_continues_from_the_checkpoint_and_equals_uninterrupted(
-    sample_dataset: Path, tmp_path: Path, board: str
+    sample_dataset: Path, tmp_path: Path, board: str, options: list[str]
 ) -> None:
     seed = fault_seed()
-    sets = [*MID_FLIGHT, f"model.board={board}"]
+    sets = [*MID_FLIGHT, f"model.board={board}", *options]
     whole = tmp_path / "whole"
     result = run_cli(*train_args(sample_dataset, whole, "--max-steps", "16", sets=sets))
     assert result.exit_code == 0, result.output
@@ -175,7 +186,8 @@ def test_resume_after_sigkill_continues_from_the_checkpoint_and_equals_uninterru
     assert_same_training(whole, killed)  # weights, optimizers, carry, RNG, metrics records
     assert losses(whole) == losses(killed)
     point = KillPoint(1, f"arcpipe.train.step {kill_step}", "kill")
-    report_recovered(f"train, {board} boards", point, seed, resumed_from=kill_step - 1)
+    phase = f"train, {board} boards" + (", issue-20 options" if options else "")
+    report_recovered(phase, point, seed, resumed_from=kill_step - 1)
 
 
 def test_sigterm_and_max_time_stop_cleanly_with_a_checkpoint(
@@ -254,13 +266,14 @@ def test_checkpoint_of_another_dataset_is_refused(sample_dataset: Path, tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("board", ["full", "boxed"])
+@pytest.mark.parametrize(("board", "options"), BOARDS_AND_OPTIONS)
 def test_two_gloo_processes_killed_and_resumed_match_one_process(
-    sample_dataset: Path, tmp_path: Path, board: str
+    sample_dataset: Path, tmp_path: Path, board: str, options: list[str]
 ) -> None:
     """DDP over 2 CPU ranks, killed mid-run and resumed = 1 process uninterrupted, with the same
     global batch (to float tolerance); samples halt early, so each rank's carry slice matters."""
     sets = [*MID_FLIGHT, "train.global_batch_size=8", "train.ema=false", f"model.board={board}"]
+    sets += options
     single = tmp_path / "single"
     args = train_args(sample_dataset, single, "--max-steps", "8", sets=sets)
     assert run_cli(*args).exit_code == 0
@@ -290,9 +303,8 @@ def test_two_gloo_processes_killed_and_resumed_match_one_process(
     assert [s for s, *_ in la] == [s for s, *_ in lb]
     assert all(abs(x[1] - y[1]) < 1e-4 for x, y in zip(la, lb))
     point = KillPoint(1, f"arcpipe.train.step {kill_step}", "kill")
-    report_recovered(
-        f"train, 2 gloo ranks, {board} boards", point, seed, resumed_from=kill_step - 1
-    )
+    phase = f"train, 2 gloo ranks, {board} boards" + (", issue-20 options" if options else "")
+    report_recovered(phase, point, seed, resumed_from=kill_step - 1)
 
 
 def test_init_from_takes_the_architecture_from_the_source(sample_dataset: Path, tmp_path) -> None:

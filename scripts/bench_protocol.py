@@ -1,0 +1,370 @@
+"""The CPU learning protocol (issue 20): small real tasks learnt from their demonstrations.
+
+A set of small real tasks (every grid at most 8x8; ``scripts/protocol/set_a.txt``, ``set_b.txt``)
+whose test outputs are held out (the targets are built without them), trained together with a
+dozen companion tasks (``companions.txt``, all their pairs), built with ``--num-aug 16 --canvas
+30``, trained for 8 minutes of wall time on the machine's 2 cores, then predicted (every view) for
+at most 3 minutes with 2 attempts. Each run is ``arcpipe train`` and ``arcpipe predict`` in their
+own processes, exactly as a user runs them. Reported per run: held-out test outputs solved at
+pass@2 (the submission) and at pass@all (the answer among any view's candidates), training exact
+accuracy and cell accuracy and lm loss (halted samples of the last 10% of the logged steps),
+steps, and the wall and CPU seconds of training and prediction.
+
+Budgets (``--budget``):
+
+- ``wall``: ``--max-time 8m`` and ``--max-time 3m`` on ``--threads 2``: the protocol itself.
+  Wall time measures the other tenants of a shared machine too; run it when ``uptime`` is quiet.
+- ``cpu``: ``--max-cpu-time`` (this process's CPU time) on ``--threads 1``, so that two runs may
+  share the 2 cores and other load changes little. ``--train-cpu`` and ``--predict-cpu`` default
+  to the calibrated equivalents of 8 and 3 wall minutes on 2 idle threads (``calibrate``).
+
+Arms are ``NAME=RECIPE[,key=value...]``: ``build.canvas``, ``build.num_aug`` and
+``build.translate`` change the dataset (built once per set and build, cached under ``--work``),
+every other key is a ``--set`` override. Results go to ``--results`` (JSON lines); a run already
+there is not run again, so an interrupted matrix continues where it stopped.
+
+    python scripts/bench_protocol.py run --set A --budget cpu --seeds 0 --jobs 2 \\
+        --arms tiny_boxed=tiny,model.board=boxed urm_tiny_boxed=urm_tiny,model.board=boxed
+    python scripts/bench_protocol.py table --results runs/protocol/results.jsonl
+    python scripts/bench_protocol.py calibrate --arms tiny_boxed=tiny,model.board=boxed
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from arcpipe.arc.candidates import Candidates  # noqa: E402
+from arcpipe.arc.score import load_solutions  # noqa: E402
+from arcpipe.arc.vote import pass_at_k, vote  # noqa: E402
+
+SETS = REPO / "scripts" / "protocol"
+SOURCES = {"A": "arc-agi-1/evaluation", "B": "arc-agi-2/training"}
+COMPANIONS = "arc-agi-1/training"
+BUILD = {"build.num_aug": 16, "build.canvas": 30, "build.translate": True}  # the protocol's
+TRAIN_WALL, PREDICT_WALL = 8 * 60, 3 * 60  # seconds
+# CPU seconds on one thread equivalent to 8 and 3 wall minutes on 2 idle threads: the tiny
+# recipes' calibration (docs/benchmarks.md, "Learning at CPU scale: the protocol").
+TRAIN_CPU, PREDICT_CPU = 720, 270
+ALL = 10**6  # pass@ALL: the answer anywhere among the candidates
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A named way to train: a recipe, its overrides and the dataset build it expects."""
+
+    name: str
+    recipe: str
+    overrides: tuple[str, ...]
+    build: tuple[tuple[str, object], ...]
+
+    @staticmethod
+    def parse(spec: str) -> Arm:
+        name, _, rest = spec.partition("=")
+        recipe, *items = rest.split(",")
+        build, overrides = dict(BUILD), []
+        for item in items:
+            key, _, value = item.partition("=")
+            if key.startswith("build."):
+                if key not in BUILD:
+                    raise SystemExit(f"unknown build option {key} (known: {', '.join(BUILD)})")
+                is_flag = isinstance(BUILD[key], bool)
+                build[key] = value.lower() in ("1", "true") if is_flag else int(value)
+            else:
+                overrides.append(item)
+        return Arm(name or recipe, recipe, tuple(overrides), tuple(sorted(build.items())))
+
+    def build_name(self) -> str:
+        b = dict(self.build)
+        translate = "" if b["build.translate"] else "-notrans"
+        return f"aug{b['build.num_aug']}-canvas{b['build.canvas']}{translate}"
+
+
+def task_ids(name: str) -> list[str]:
+    """The ids of a committed task list (comments and blank lines skipped)."""
+    lines = (SETS / f"{name}.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def prepare(set_name: str, arm: Arm, data_root: Path, work: Path) -> Path:
+    """The set's dataset for ``arm``'s build, built once: companions whole, targets without their
+    test outputs."""
+    data = work / "data" / f"{set_name}-{arm.build_name()}"
+    if (data / "manifest.json").exists():
+        return data
+    from arcpipe.data.build import BuildOptions, build_arc_dataset
+
+    sources = work / "tasks" / set_name
+    if not sources.exists():
+        _copy_tasks(data_root / COMPANIONS, task_ids("companions"), sources / "train", False)
+        targets = task_ids(f"set_{set_name.lower()}")
+        _copy_tasks(data_root / SOURCES[set_name], targets, sources / "targets", True)
+    b = dict(arm.build)
+    options = BuildOptions(
+        num_aug=b["build.num_aug"], canvas=b["build.canvas"], translate=b["build.translate"]
+    )
+    build_arc_dataset([sources / "train"], sources / "targets", data, options, quiet=True)
+    return data
+
+
+def _copy_tasks(folder: Path, ids: list[str], into: Path, hold_out: bool) -> None:
+    into.mkdir(parents=True)
+    for task_id in ids:
+        task = orjson.loads((folder / f"{task_id}.json").read_bytes())
+        if hold_out:
+            task["test"] = [{"input": pair["input"]} for pair in task["test"]]
+        (into / f"{task_id}.json").write_bytes(orjson.dumps(task))
+
+
+def run_process(args: list[str], threads: int, log: Path) -> tuple[float, float, int]:
+    """Run an arcpipe command on ``threads`` threads; its wall and CPU seconds, exit status."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    start = time.monotonic()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "arcpipe", *args], env=env, stdout=out, stderr=out
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.monotonic() - start, usage.ru_utime + usage.ru_stime, proc.returncode
+
+
+def train_metrics(run: Path) -> dict:
+    """Training exact and cell accuracy (count-weighted) and lm loss over the last 10% of the
+    logged steps, and the steps reached."""
+    lines = (run / "metrics.jsonl").read_bytes().splitlines()
+    records = [r for r in map(orjson.loads, lines) if "lm_loss" in r]
+    tail = records[-max(1, len(records) // 10) :]
+    counts = np.array([r["count"] for r in tail])
+
+    def weighted(key: str) -> float:
+        return float((np.array([r[key] for r in tail]) * counts).sum() / max(counts.sum(), 1))
+
+    state = orjson.loads((run / "last" / "state.json").read_bytes())
+    return {
+        "steps": int(state["step"]),
+        "train_exact": weighted("exact_accuracy"),
+        "train_cells": weighted("accuracy"),
+        "lm_loss": float(np.mean([r["lm_loss"] for r in tail])),
+    }
+
+
+def held_out_scores(candidates: Path, solutions: dict) -> dict:
+    """Test outputs solved at pass@2 and pass@all, and pass@2 per task."""
+    scores = pass_at_k(vote(Candidates.load(candidates)), solutions, ks=(2, ALL))
+    outputs = sum(len(v) for v in solutions.values())
+    return {
+        "outputs": outputs,
+        "solved@2": round(scores["pass@2_outputs"] * outputs),
+        "solved@all": round(scores[f"pass@{ALL}_outputs"] * outputs),
+        "pass@2_tasks": scores["pass@2"],
+    }
+
+
+def run_one(arm: Arm, set_name: str, seed: int, args, data: Path) -> dict:
+    """Train and predict one arm from one seed under the chosen budget; its result row."""
+    tag = f"{set_name}-{arm.name}-seed{seed}-{args.budget}"
+    run = args.work / "runs" / tag
+    if run.exists():
+        shutil.rmtree(run)
+    run.mkdir(parents=True)
+    log = run / "log.txt"
+    threads = 2 if args.budget == "wall" else 1
+    threads = args.threads or threads
+    sets = [f"train.seed={seed}", *arm.overrides]
+    train_limit = (
+        ["--max-time", f"{args.train_wall}s"]
+        if args.budget == "wall"
+        else ["--max-cpu-time", f"{args.train_cpu}s"]
+    )
+    train_args = ["train", "--data", str(data), "--config", arm.recipe, "--out", str(run / "run")]
+    train_args += [a for s in sets for a in ("--set", s)] + train_limit + ["--quiet"]
+    train_wall, train_cpu, status = run_process(train_args, threads, log)
+    if status:
+        raise SystemExit(f"{tag}: training failed, see {log}")
+    predict_limit = (
+        ["--max-time", f"{args.predict_wall}s"]
+        if args.budget == "wall"
+        else ["--max-cpu-time", f"{args.predict_cpu}s"]
+    )
+    submission = run / "submission.json"
+    predict_args = ["predict", "--run", str(run / "run"), "--checkpoint", "last"]
+    predict_args += ["--data", str(data), "--attempts", "2", "--out", str(submission), "--quiet"]
+    predict_wall, predict_cpu, status = run_process(predict_args + predict_limit, threads, log)
+    if status:
+        raise SystemExit(f"{tag}: prediction failed, see {log}")
+    solutions = load_solutions(args.data_root / SOURCES[set_name])
+    solutions = {t: solutions[t] for t in task_ids(f"set_{set_name.lower()}")}
+    views = re.findall(r"([\d,]+/[\d,]+) views", log.read_text())[-1]
+    return {
+        "set": set_name,
+        "arm": arm.name,
+        "spec": arm_spec(arm),
+        "seed": seed,
+        "budget": args.budget,
+        "threads": threads,
+        **train_metrics(run / "run"),
+        "train_wall": train_wall,
+        "train_cpu": train_cpu,
+        "predict_wall": predict_wall,
+        "predict_cpu": predict_cpu,
+        "views": views,
+        **held_out_scores(submission.with_suffix(".candidates.npz"), solutions),
+        "load": os.getloadavg(),
+        "finished": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def arm_spec(arm: Arm) -> str:
+    return ",".join([arm.recipe, *arm.overrides, *(f"{k}={v}" for k, v in arm.build)])
+
+
+def load_results(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def command_run(args) -> None:
+    arms = [Arm.parse(spec) for spec in args.arms]
+    args.work.mkdir(parents=True, exist_ok=True)
+    done = {(r["set"], r["spec"], r["seed"], r["budget"]) for r in load_results(args.results)}
+    jobs = []
+    for set_name in args.set:
+        for seed in args.seeds:
+            for arm in arms:
+                if (set_name, arm_spec(arm), seed, args.budget) not in done:
+                    data = prepare(set_name, arm, args.data_root, args.work)
+                    jobs.append((arm, set_name, seed, data))
+    print(f"{len(jobs)} runs to do; load {os.getloadavg()}", flush=True)
+
+    def work(job) -> None:
+        row = run_one(*job[:3], args, job[3])
+        with open(args.results, "ab") as f:
+            f.write(orjson.dumps(row) + b"\n")
+        print(format_row(row), flush=True)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for future in [pool.submit(work, job) for job in jobs]:
+            future.result()
+
+
+HEADER = (
+    "| set | arm | seed | budget | steps | train s (wall / CPU) | train exact | train cells | "
+    "lm loss | predict s (wall / CPU) | views | pass@2 | pass@all |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def format_row(r: dict) -> str:
+    return (
+        f"| {r['set']} | {r['arm']} | {r['seed']} | {r['budget']} | {r['steps']:,} | "
+        f"{r['train_wall']:.0f} / {r['train_cpu']:.0f} | {r['train_exact']:.3f} | "
+        f"{r['train_cells']:.3f} | {r['lm_loss']:.3f} | {r['predict_wall']:.0f} / "
+        f"{r['predict_cpu']:.0f} | {r['views']} | {r['solved@2']}/{r['outputs']} | "
+        f"{r['solved@all']}/{r['outputs']} |"
+    )
+
+
+def command_table(args) -> None:
+    rows = load_results(args.results)
+    print(HEADER)
+    for r in rows:
+        print(format_row(r))
+    print("\nmeans over seeds:\n")
+    print("| set | arm | budget | seeds | steps | train exact | lm loss | pass@2 | pass@all |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["set"], r["arm"], r["budget"]), []).append(r)
+    for (set_name, arm, budget), mine in groups.items():
+        mean = {k: np.mean([r[k] for r in mine]) for k in ("steps", "train_exact", "lm_loss")}
+        solved = [r["solved@2"] for r in mine]
+        anywhere = [r["solved@all"] for r in mine]
+        print(
+            f"| {set_name} | {arm} | {budget} | {len(mine)} | {mean['steps']:,.0f} | "
+            f"{mean['train_exact']:.3f} | {mean['lm_loss']:.3f} | "
+            f"{np.mean(solved):.1f} ({'/'.join(map(str, solved))}) of {mine[0]['outputs']} | "
+            f"{np.mean(anywhere):.1f} ({'/'.join(map(str, anywhere))}) |"
+        )
+
+
+def command_calibrate(args) -> None:
+    """Each arm trains ``--steps`` steps alone on 2 threads, then on 1; the seconds per step
+    between step 50 and the last (the loop's own clock, without start-up) give the 1-thread
+    seconds per 2-thread second, so the CPU budgets equivalent to the wall ones. On a quiet
+    machine only: a 1-thread run's wall time is then its CPU time."""
+    args.work.mkdir(parents=True, exist_ok=True)
+    for spec in args.arms:
+        arm = Arm.parse(spec)
+        data = prepare(args.set[0], arm, args.data_root, args.work)
+        per_step = {}
+        for threads in (2, 1):
+            load = os.getloadavg()[0]
+            run = args.work / "calibrate" / f"{arm.name}-{threads}"
+            shutil.rmtree(run, ignore_errors=True)
+            run.parent.mkdir(parents=True, exist_ok=True)
+            train_args = ["train", "--data", str(data), "--config", arm.recipe, "--out", str(run)]
+            train_args += [a for s in arm.overrides for a in ("--set", s)]
+            train_args += ["--set", "train.log_interval=10", "--max-steps", str(args.steps)]
+            wall, cpu, status = run_process([*train_args, "--quiet"], threads, run.parent / "log")
+            if status:
+                raise SystemExit(f"calibration run failed; see {run.parent / 'log'}")
+            lines = (run / "metrics.jsonl").read_bytes().splitlines()
+            records = [r for r in map(orjson.loads, lines) if "elapsed" in r]
+            first = next(r for r in records if r["step"] >= 50)
+            per_step[threads] = (records[-1]["elapsed"] - first["elapsed"]) / (
+                records[-1]["step"] - first["step"]
+            )
+            print(
+                f"{arm.name}, {threads} threads: {per_step[threads]:.4f} s/step (steps 50-"
+                f"{records[-1]['step']}); process {wall:.1f} s, CPU {cpu:.1f} s; load {load:.2f}"
+            )
+        ratio = per_step[1] / per_step[2]
+        print(
+            f"{arm.name}: 2 threads are {ratio:.2f}x one: 8 wall minutes = "
+            f"{TRAIN_WALL * ratio:.0f} CPU s, 3 wall minutes = {PREDICT_WALL * ratio:.0f} CPU s "
+            "on 1 thread",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "table", "calibrate"):
+        p = sub.add_parser(name)
+        p.add_argument("--results", type=Path, default=REPO / "runs" / "protocol" / "results.jsonl")
+        p.add_argument("--work", type=Path, default=REPO / "runs" / "protocol")
+        p.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
+        p.add_argument("--set", nargs="+", default=["A"], choices=list(SOURCES))
+        p.add_argument("--arms", nargs="+", default=[])
+        p.add_argument("--seeds", type=int, nargs="+", default=[0])
+        p.add_argument("--budget", choices=("wall", "cpu"), default="cpu")
+        p.add_argument("--threads", type=int, default=0, help="0: 2 for wall, 1 for cpu")
+        p.add_argument("--jobs", type=int, default=1, help="runs at once (at most 2)")
+        p.add_argument("--train-wall", type=float, default=TRAIN_WALL)
+        p.add_argument("--predict-wall", type=float, default=PREDICT_WALL)
+        p.add_argument("--train-cpu", type=float, default=TRAIN_CPU)
+        p.add_argument("--predict-cpu", type=float, default=PREDICT_CPU)
+        p.add_argument("--steps", type=int, default=200, help="calibrate: steps per run")
+    args = parser.parse_args()
+    {"run": command_run, "table": command_table, "calibrate": command_calibrate}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
