@@ -39,6 +39,10 @@ from arcpipe.model.layers import Block, Geometry, RotaryEmbedding, linear, trunc
 from arcpipe.model.puzzle_embedding import PuzzleEmbedding
 
 LEARNED_POS_SCALE = 1 / math.sqrt(2)  # averages token and position embeddings, as the reference
+# Compiled graphs of f a run may need: one per board length (boxed buckets and the full canvas),
+# grad mode (the recursion's no-grad cycles and its last one) and batch shape (an evaluation's
+# last, partial batch). torch's default of 8 would leave a boxed run's later buckets eager.
+RECOMPILE_LIMIT = 64
 
 
 @dataclass
@@ -253,8 +257,17 @@ class TRM(nn.Module):
         Fuses the norms, rotary embedding and SwiGLU gating (and URM's convolution) around the
         matrix products; the embeddings, heads and the puzzle table stay eager.
         """
+        _allow_recompiles(RECOMPILE_LIMIT)
         self.f = torch.compile(self.f, dynamic=False)
 
     def num_parameters(self) -> int:
         """Trainable parameters (the puzzle table is a buffer and is not counted)."""
         return sum(p.numel() for p in self.parameters())
+
+
+def _allow_recompiles(limit: int) -> None:
+    """Raise torch.compile's per-function graph limit to at least ``limit`` (named
+    ``recompile_limit`` since torch 2.6, ``cache_size_limit`` before)."""
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, name, max(getattr(config, name), limit))
