@@ -184,11 +184,14 @@ def refusal(table: TaskTable, hits: list[Hit], holders: list[int]) -> str:
             + ("" if h.exact else " (up to a transform and colours)")
         )
     more = f"; {len(hits) - len(shown)} more" if len(hits) > len(shown) else ""
-    return (
-        f"{found_text(hits)} found in the training data: {'; '.join(shown)}{more}. Pass --leakage "
-        f"drop to leave out the {_count(len(holders), 'training task')} that hold them, or "
-        "--leakage allow to train on them (recorded in the manifest)"
+    allow = "--leakage allow to train on them (recorded in the manifest)"
+    options = (
+        f"Pass --leakage drop to leave out the {_count(len(holders), 'training task')} that "
+        f"hold them, or {allow}"
+        if holders
+        else f"They are other eval tasks' demonstrations, which --leakage drop keeps: pass {allow}"
     )
+    return f"{found_text(hits)} found in the training data: {'; '.join(shown)}{more}. {options}"
 
 
 def found_text(hits: list[Hit]) -> str:

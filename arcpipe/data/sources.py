@@ -14,7 +14,6 @@ from __future__ import annotations
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -298,8 +297,3 @@ def _table(
         if id(a) in position and id(b) in position
     ]
     return table
-
-
-def spec_paths(specs: Sequence[SourceSpec]) -> list[Path]:
-    """The paths of ``specs``."""
-    return [s.path for s in specs]

@@ -177,6 +177,21 @@ def test_a_test_pair_equal_to_its_own_demonstration_is_not_a_leak(tmp_path: Path
     assert record["hits"] == 0 and record["own_demonstrations"] == 1
 
 
+def test_another_eval_tasks_demonstration_is_a_leak_that_drop_cannot_remove(tmp_path) -> None:
+    train, target = tmp_path / "train", tmp_path / "eval"
+    write_task(train, "clean", simple_task(1))
+    goal, other = simple_task(3), simple_task(4)
+    other["train"].append(goal["test"][0])
+    write_task(target, "goal", goal)
+    write_task(target, "other", other)
+    with pytest.raises(ArcpipeError, match="other eval tasks' demonstrations") as err:
+        build([train], target, tmp_path / "ds")
+    assert "goal test 0 in" in str(err.value) and "task other train[2]" in str(err.value)
+    dropped = build([train], target, tmp_path / "ds", leakage="drop")
+    assert dropped.task_ids == ["clean", "goal", "other"]
+    assert dropped.manifest["leakage"]["contained"] == [{"task": "goal", "test_index": 0}]
+
+
 # ----------------------------------------------------------------------------- duplicates
 
 
@@ -218,6 +233,11 @@ def test_a_reordered_copy_under_the_same_id_is_a_duplicate_not_a_conflict(tmp_pa
 def test_train_and_score_say_what_the_training_data_contains(tmp_path: Path) -> None:
     goal = simple_task(3, n_test=2)
     train, target = leaky_sources(tmp_path, goal["test"][0])
+    # Test pair 1 is a turned demonstration of its own task: shown with it, not counted.
+    goal["test"][1] = viewed(
+        goal["train"][0], Transform(3, random_colours(np.random.default_rng()))
+    )
+    write_task(target, "goal", goal)
     data = tmp_path / "data"
     args = ["build-data", "--train", str(train), "--eval", str(target), "--out", str(data)]
     built = CliRunner().invoke(main, [*args, "--num-aug", "1", "--leakage", "allow", "--quiet"])
