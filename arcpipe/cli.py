@@ -86,14 +86,13 @@ def main() -> None:
     "--train",
     "train_sources",
     multiple=True,
-    type=click.Path(path_type=Path),
-    help="Training SOURCE: a folder of task JSON files or a Kaggle *_challenges.json (repeatable).",
+    help="Training SOURCE: a folder of task JSON (ARC or re-ARC) files, a Kaggle "
+    "*_challenges.json or a *.jsonl corpus; SOURCE:N gives its tasks N variants (repeatable).",
 )
 @click.option(
     "--eval",
     "eval_source",
-    type=click.Path(path_type=Path),
-    help="Target SOURCE: the tasks whose test inputs are to be answered.",
+    help="Target SOURCE: the tasks whose test inputs are to be answered (SOURCE:N as --train).",
 )
 @click.option(
     "--preset",
@@ -123,14 +122,34 @@ def main() -> None:
 @click.option("--tasks", "task_ids", help="Comma-separated task ids to restrict the build to.")
 @click.option("--no-translate", is_flag=True, help="Keep training examples at the origin.")
 @click.option("--materialize", is_flag=True, help="Also write the reference's array layout.")
+@click.option(
+    "--leakage",
+    type=click.Choice(["refuse", "drop", "allow"]),
+    help="Eval test pairs found in the training data (up to a transform and colours): refuse "
+    "(default), drop the training tasks that hold them, or allow (recorded). Presets: allow.",
+)
+@click.option(
+    "--duplicates",
+    type=click.Choice(["drop", "keep"]),
+    default="drop",
+    show_default=True,
+    help="The same training task twice (up to a transform and colours): keep the first copy "
+    "only, or keep every copy (the reference).",
+)
+@click.option(
+    "--pairs-per-task",
+    default=10,
+    show_default=True,
+    help="re-ARC files and JSONL 'examples' lists: pairs per task (demonstration group).",
+)
 @click.option("--subsample", type=int, help="sudoku/maze: keep N random training puzzles.")
 @click.option("--min-rating", type=int, help="sudoku: keep puzzles rated at least this.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def build_data(
     kind: str,
-    train_sources: tuple[Path, ...],
-    eval_source: Path | None,
+    train_sources: tuple[str, ...],
+    eval_source: str | None,
     preset: str | None,
     data_root: Path | None,
     out: Path,
@@ -141,13 +160,16 @@ def build_data(
     task_ids: str | None,
     no_translate: bool,
     materialize: bool,
+    leakage: str | None,
+    duplicates: str,
+    pairs_per_task: int,
     subsample: int | None,
     min_rating: int | None,
     overwrite: bool,
     quiet: bool,
 ) -> None:
     """Validate tasks (or puzzles) and write an augmented dataset directory."""
-    from arcpipe.arc.presets import resolve_preset
+    from arcpipe.arc.presets import PRESET_LEAKAGE, resolve_preset
     from arcpipe.data.build import BuildOptions, build_arc_dataset
 
     if kind != "arc":
@@ -155,8 +177,8 @@ def build_data(
 
         summary = build_puzzle_data(
             kind,
-            train_sources,
-            eval_source,
+            tuple(Path(s) for s in train_sources),
+            None if eval_source is None else Path(eval_source),
             out,
             num_aug,
             seed,
@@ -176,6 +198,7 @@ def build_data(
             raise ArcpipeError("--preset replaces --train/--eval; give one or the other")
         sources = resolve_preset(preset, data_root)
         train_sources, eval_source = sources.train, sources.eval
+        leakage = leakage or PRESET_LEAKAGE
     if eval_source is None:
         raise ArcpipeError("--eval SOURCE is required (or --preset with --data-root)")
     options = BuildOptions(
@@ -186,6 +209,9 @@ def build_data(
         tasks=None if task_ids is None else tuple(t.strip() for t in task_ids.split(",") if t),
         translate=not no_translate,
         materialize=materialize,
+        leakage=leakage or "refuse",
+        duplicates=duplicates,
+        pairs_per_task=pairs_per_task,
     )
     summary = build_arc_dataset(
         train_sources, eval_source, out, options, overwrite=overwrite, quiet=quiet
@@ -210,8 +236,9 @@ def print_build_summary(summary, num_aug: int) -> None:
     short = summary.short_tasks
     listed = ", ".join(f"{t} ({n})" for t, n in sorted(short.items())[:8])
     more = f", ... {len(short) - 8} more" if len(short) > 8 else ""
+    uniform = len(set(summary.num_aug)) <= 1
     table.add_row(
-        f"tasks below {num_aug + 1} variants",
+        f"tasks below {num_aug + 1} variants" if uniform else "tasks below their source's count",
         f"{len(short)}" + (f": {listed}{more}" if short else ""),
     )
     if summary.skipped_test_pairs:
@@ -219,6 +246,31 @@ def print_build_summary(summary, num_aug: int) -> None:
     table.add_row("bytes on disk", f"{summary.bytes_on_disk:,}")
     table.add_row("seconds", f"{summary.seconds:.1f}")
     stdout.print(table)
+    for name, text in screening_rows(summary.leakage, summary.duplicates):
+        stdout.print(f"{name}: {text}")
+
+
+def screening_rows(leakage: dict, duplicates: dict) -> list[tuple[str, str]]:
+    """Closing-table rows for what the leakage guard and the duplicate rule found."""
+    if not leakage:
+        return []
+    found = leakage["test_pairs_hit"]
+    text = f"none of {leakage['eval_test_pairs']:,} test pairs"
+    if found:
+        action = "kept and recorded"
+        if leakage["mode"] == "drop":
+            action = f"{len(leakage['dropped_tasks']):,} training tasks dropped"
+            if leakage["contained"]:
+                action += f", {len(leakage['contained']):,} left (eval demonstrations)"
+        text = (
+            f"{found:,} of {leakage['eval_test_pairs']:,} test outputs ({leakage['tasks_hit']:,} "
+            f"eval tasks): {action} (--leakage {leakage['mode']})"
+        )
+    rows = [("eval test outputs in training data", text)]
+    if duplicates["count"]:
+        what = "first copy kept" if duplicates["mode"] == "drop" else "all kept"
+        rows.append(("duplicate training tasks", f"{duplicates['count']:,} ({what})"))
+    return rows
 
 
 # ----------------------------------------------------------------------------- train
@@ -308,6 +360,19 @@ def train(
     if result.last_eval:
         shown = {k: v for k, v in result.last_eval.items() if k.startswith(("pass@", "exact"))}
         stdout.print("evaluation: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()))
+        if result.last_eval.get("split") == "test":
+            _print_training_note(data)
+
+
+def _print_training_note(data: Path) -> None:
+    """Say so when a dataset's training examples hold its own test outputs."""
+    import orjson
+
+    from arcpipe.data.leakage import training_note
+
+    note = training_note(orjson.loads((data / "manifest.json").read_bytes()))
+    if note:
+        stdout.print(f"warning: {note}")
 
 
 # ----------------------------------------------------------------------------- predict
@@ -453,12 +518,19 @@ def vote_command(
 @click.argument("solutions", type=click.Path(path_type=Path))
 @candidates_files_option
 @vote_rule_option
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    help="The dataset the run trained on: also say how many of these test outputs its training "
+    "examples hold (up to a transform and colours).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def score(
     submission: Path,
     solutions: Path,
     candidates_files: tuple[Path, ...],
     vote_rule: str,
+    data: Path | None,
     as_json: bool,
 ) -> None:
     """Score SUBMISSION against SOLUTIONS (a *_solutions.json or any task SOURCE).
@@ -480,6 +552,17 @@ def score(
         ks = (1, 2, 5, 10, 100, 1000)
         votes = vote(merge_runs(list(candidates_files)), vote_rule)
         summary["candidates"] = {"vote_rule": vote_rule, **pass_at_k(votes, truths, ks)}
+    note = None
+    if data is not None:
+        from arcpipe.data.dataset import Dataset
+        from arcpipe.data.leakage import contained_note, count_contained
+
+        dataset = Dataset.open(data)
+        contained, checked = count_contained(dataset, truths)
+        summary["contained_test_outputs"] = contained
+        summary["checked_test_outputs"] = checked
+        mode = dataset.manifest.get("leakage", {}).get("mode", "allow (no guard)")
+        note = contained_note(contained, summary["test_outputs"], mode) if contained else None
     if as_json:
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
         return
@@ -499,6 +582,8 @@ def score(
         f"over test outputs (Kaggle text): {result.output_score:.4f}   "
         f"solved {summary['solved_tasks']}/{summary['tasks']} tasks"
     )
+    if note:
+        stdout.print(f"warning: {note}")
     if "candidates" in summary:
         shown = {k: v for k, v in summary["candidates"].items() if not k.endswith("_outputs")}
         stdout.print(

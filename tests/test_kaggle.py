@@ -306,6 +306,24 @@ def test_a_failed_post_training_without_checkpoint_keeps_the_fallback(
     assert "--injected-fault" in (root / "working/arcpipe-logs/train.log").read_text()
 
 
+def test_an_extra_source_holding_a_hidden_test_input_is_trained_on_not_refused(
+    competition: Path, export: Path, tmp_path: Path, monkeypatch
+) -> None:
+    root = make_root(tmp_path, competition, export)
+    hidden = json.loads((competition / "arc-agi_test_challenges.json").read_bytes())
+    test_input = hidden[TEST_TASKS[0]]["test"][0]["input"]
+    extra = root / "input" / "extra"
+    extra.mkdir()
+    holder = {"train": [{"input": test_input, "output": [[1]]}], "test": [{"input": [[1]],
+              "output": [[2]]}]}  # fmt: skip
+    (extra / "holder.json").write_text(json.dumps(holder))
+    monkeypatch.setenv("ARCPIPE_KAGGLE_EXTRA_SOURCES", str(extra))
+    namespace = run_notebook(root, monkeypatch, fault="train")
+    assert statuses(namespace)["build"] == "ok"
+    data = Dataset.open(namespace["flow"].data)
+    assert data.manifest["leakage"]["contained"] == [{"task": TEST_TASKS[0], "test_index": 0}]
+
+
 def test_a_failed_prediction_keeps_a_valid_submission(
     competition: Path, export: Path, tmp_path: Path, monkeypatch
 ) -> None:

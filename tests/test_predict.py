@@ -15,7 +15,7 @@ from helpers import REPO, TINY_MODEL, TINY_URM, torchrun_arcpipe
 import arcpipe.predict as predict_module
 from arcpipe.arc.candidates import Candidates
 from arcpipe.arc.encode import grid_to_tokens
-from arcpipe.arc.presets import resolve_preset
+from arcpipe.arc.presets import PRESET_LEAKAGE, resolve_preset
 from arcpipe.arc.score import load_solutions, score_submission
 from arcpipe.arc.submission import submission_from_votes, validate_submission
 from arcpipe.arc.vote import vote
@@ -67,7 +67,11 @@ def test_oracle_predictions_score_one_through_the_whole_inverse_path(
 ) -> None:
     sources = resolve_preset(preset, shared_data)
     build_arc_dataset(
-        sources.train, sources.eval, tmp_path / "ds", BuildOptions(num_aug=4), quiet=True
+        sources.train,
+        sources.eval,
+        tmp_path / "ds",
+        BuildOptions(num_aug=4, leakage=PRESET_LEAKAGE),
+        quiet=True,
     )
     dataset = Dataset.open(tmp_path / "ds")
     solutions = load_solutions(sources.eval)

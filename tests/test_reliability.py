@@ -449,6 +449,61 @@ def test_datasets_cut_short_damaged_or_pickled_are_refused(
         assert not marker.exists() and not run.exists()
 
 
+GOOD_LINE = {"id": "ok", "train": [{"input": [[1]], "output": [[2]]}], "test": [
+    {"input": [[3]], "output": [[4]]}]}  # fmt: skip
+PAIRS = [{"input": [[1, 0]], "output": [[0, 1]]}, {"input": [[2, 0]], "output": [[0, 2]]}]
+BAD_CORPORA = {
+    # case: (JSONL line 2 (bytes) or a re-ARC file's pairs (a list), what the line must name)
+    "jsonl-not-json": (b'{"train": [', ["c.jsonl:2", "not valid JSON"]),
+    "jsonl-not-object": (b"[1, 2]", ["c.jsonl:2", "expected a task object"]),
+    "jsonl-ragged": (
+        orjson.dumps(
+            {**GOOD_LINE, "id": "x", "train": [{"input": [[1], [2, 3]], "output": [[1]]}]}
+        ),
+        ["c.jsonl:2", "task x train[0].input", "ragged"],
+    ),
+    "jsonl-no-output": (
+        orjson.dumps({"id": "x", "examples": [PAIRS[0], {"input": [[1]]}]}),
+        ["c.jsonl:2", "task x examples[1]", "missing 'output'"],
+    ),
+    "jsonl-colour-10": (
+        orjson.dumps({"examples": [PAIRS[0], {"input": [[1]], "output": [[10]]}]}),
+        ["c.jsonl:2", "task c:2 examples[1].output", "is 10"],
+    ),
+    "jsonl-one-pair": (orjson.dumps({"examples": PAIRS[:1]}), ["c.jsonl:2", "has 1 pair(s)"]),
+    "jsonl-both-kinds": (
+        orjson.dumps({**GOOD_LINE, "id": "x", "examples": PAIRS}),
+        ["c.jsonl:2", "has both"],
+    ),
+    "jsonl-bad-id": (orjson.dumps({**GOOD_LINE, "id": [1]}), ["c.jsonl:2", "'id' is a list"]),
+    "jsonl-repeated-id": (orjson.dumps(GOOD_LINE), ["c.jsonl:2", "task ok", "also used by"]),
+    "rearc-ragged": (
+        [PAIRS[0], {"input": [[1, 2], [3]], "output": [[1]]}],
+        ["r.json", "task r examples[1].input", "ragged"],
+    ),
+    "rearc-not-pair": ([PAIRS[0], 5], ["r.json", "task r examples[1]", "expected an object"]),
+    "rearc-one-pair": (PAIRS[:1], ["r.json", "task r", "has 1 pair(s)"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CORPORA))
+def test_bad_corpus_lines_and_files_are_one_line_naming_file_and_line_and_write_nothing(
+    tmp_path: Path, case: str
+) -> None:
+    bad, names = BAD_CORPORA[case]
+    if isinstance(bad, bytes):
+        source = tmp_path / "c.jsonl"
+        source.write_bytes(orjson.dumps(GOOD_LINE) + b"\n" + bad + b"\n")
+    else:
+        source = tmp_path / "rearc"
+        source.mkdir()
+        (source / "r.json").write_bytes(orjson.dumps(bad))
+    out = tmp_path / "data"
+    args = ["build-data", "--train", f"{source}:2", "--eval", str(SAMPLE / "evaluation")]
+    one_line_error(run_cli(*args, "--out", str(out), "--num-aug", "1"), *names)
+    assert not out.exists() and not temporaries(tmp_path)
+
+
 def test_a_fault_plan_acts_only_in_its_command(tmp_path: Path) -> None:
     plan = {"command": "train", "at": 1, "action": "kill"}
     result = run_arcpipe(build_args(tmp_path / "data"), plan)

@@ -24,6 +24,7 @@ from arcpipe import __version__
 from arcpipe.config import Config, resumed_config, save_config
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.layout import Layout
+from arcpipe.data.leakage import training_note
 from arcpipe.data.sampler import BucketedSampler, encode_batch
 from arcpipe.errors import ArcpipeError
 from arcpipe.export import load_init_source
@@ -49,7 +50,7 @@ from arcpipe.train.checkpoint import (
     write_checkpoint_files,
 )
 from arcpipe.train.ema import EMA
-from arcpipe.train.evaluate import evaluate
+from arcpipe.train.evaluate import eval_split, evaluate
 from arcpipe.train.losses import step_loss
 from arcpipe.train.optim import lr_factor, make_optimizer
 
@@ -576,6 +577,9 @@ def _announce(trainer: Trainer, resumed: bool) -> None:
         f"step {trainer.step} of {trainer.total_steps:,}, global batch "
         f"{trainer.config.train.global_batch_size}"
     )
+    note = training_note(trainer.dataset.manifest)
+    if note and eval_split(trainer.dataset, trainer.config.train.eval_split) == "test":
+        console.print(f"warning: {note}")
     if trainer.layout.boxed:
         lengths = [b.length for b in trainer.sampler.buckets]
         console.print(
