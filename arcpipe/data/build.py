@@ -6,6 +6,11 @@ target tasks' test inputs form the test split. ``val_tasks`` moves the test pair
 non-target tasks into a validation split. One puzzle id per task variant (reference §1.5), shared
 by its train and test examples. Training examples get a random translation fixed at build time,
 one example per variant left at the origin (reference §1.4); test and validation examples never.
+
+``variants_from`` replaces the drawn variants by those a reference ``identifiers.json`` names
+(:mod:`arcpipe.arc.identifiers`), in its row order (a task's original first): the dataset of a
+public checkpoint's own puzzle table. Tasks the names lack are left out and names of tasks the
+sources lack are unused; both are counted in the manifest and the summary, never guessed.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ import numpy as np
 
 from arcpipe import __version__
 from arcpipe.arc.encode import COLOUR_OFFSET, DEFAULT_CANVAS, EOS, PAD, VOCAB_SIZE
+from arcpipe.arc.identifiers import VariantNames, read_identifiers
 from arcpipe.arc.tasks import Task, load_source, merge_sources, source_digest
 from arcpipe.arc.variants import draw_variants, task_seed
 from arcpipe.data.dataset import Dataset, TaskInfo, task_table, write_dataset
 from arcpipe.data.layout import task_box, view_boxes
 from arcpipe.data.reference_layout import write_reference_layout
 from arcpipe.errors import ArcpipeError
-from arcpipe.fsutil import atomic_directory
+from arcpipe.fsutil import atomic_directory, file_digest
 from arcpipe.progress import Progress
 
 _VARIANT_STREAM, _TRANSLATION_STREAM, _VALIDATION_STREAM = 0, 1, 2
@@ -42,6 +48,7 @@ class BuildOptions:
     tasks: tuple[str, ...] | None = None  # restrict the build to these task ids
     translate: bool = True  # random translation of training examples (reference: on)
     materialize: bool = False  # also write the reference's layout (inputs/labels per split)
+    variants_from: str | None = None  # a reference identifiers.json: exactly its named variants
 
     def __post_init__(self) -> None:
         if self.num_aug < 0:
@@ -62,6 +69,7 @@ class BuildSummary:
     skipped_test_pairs: int = 0  # test pairs of training tasks without a known output
     bytes_on_disk: int = 0
     seconds: float = 0.0
+    coverage: dict | None = None  # with variants_from: what the names and the sources share
 
 
 @dataclass(frozen=True)
@@ -243,6 +251,10 @@ def build_arc_dataset(
     if out.exists() and not overwrite:
         raise ArcpipeError("already exists (pass --overwrite to replace it)", file=out)
     roled = gather_tasks(train_sources, eval_source, options)
+    names = coverage = None
+    if options.variants_from is not None:
+        names = read_identifiers(options.variants_from)
+        roled, coverage = named_tasks(roled, names)
     cells, grids, pairs, first_pair = pack_grids([r.task for r in roled])
 
     variant_rows, colour_rows, boxes, short = [], [], [], {}
@@ -250,14 +262,17 @@ def build_arc_dataset(
     num_variants = 0
     with Progress("variants", len(roled), quiet=quiet) as progress:
         for index, item in enumerate(roled):
-            task_pairs = pairs[first_pair[index] : first_pair[index + 1]].astype(np.int64)
-            rng = task_seed(options.seed, item.task.id, _VARIANT_STREAM)
-            dihedrals, colours = draw_variants(cells, grids, task_pairs, options.num_aug, rng)
+            if names is None:
+                task_pairs = pairs[first_pair[index] : first_pair[index + 1]].astype(np.int64)
+                rng = task_seed(options.seed, item.task.id, _VARIANT_STREAM)
+                dihedrals, colours = draw_variants(cells, grids, task_pairs, options.num_aug, rng)
+            else:
+                dihedrals, colours = names.transforms(coverage["rows"][item.task.id])
             ids = np.arange(num_variants, num_variants + len(dihedrals), dtype=np.int32)
             num_variants += len(ids)
             variant_rows.append(np.column_stack([np.full(len(ids), index), dihedrals, ids + 1]))
             colour_rows.append(colours)
-            if len(ids) < options.num_aug + 1:
+            if names is None and len(ids) < options.num_aug + 1:
                 short[item.task.id] = len(ids)
             splits_of_task = _split_pairs(item, int(first_pair[index]))
             boxes.append(_box(grids, pairs, splits_of_task, options.canvas))
@@ -289,7 +304,7 @@ def build_arc_dataset(
         **{f"{s}_examples": len(a) for s, a in splits.items()},
     }
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        head = _manifest_head(train_sources, eval_source, options, counts)
+        head = _manifest_head(train_sources, eval_source, options, counts, coverage)
         if options.materialize:
             dataset = Dataset(
                 tmp,
@@ -309,6 +324,7 @@ def build_arc_dataset(
         ),
         bytes_on_disk=sum(f.stat().st_size for f in out.rglob("*") if f.is_file()),
         seconds=time.monotonic() - start,
+        coverage=None if coverage is None else _coverage_record(coverage),
     )
 
 
@@ -336,12 +352,16 @@ def _manifest_head(
     eval_source: str | Path,
     options: BuildOptions,
     counts: dict[str, int],
+    coverage: dict | None = None,
 ) -> dict:
     sources = [
         {"path": str(s), "role": "train", "sha256": source_digest(s)} for s in train_sources
     ] + [{"path": str(eval_source), "role": "eval", "sha256": source_digest(eval_source)}]
     opts = asdict(options)
     opts["tasks"] = None if options.tasks is None else list(options.tasks)
+    if options.variants_from is None:
+        opts.pop("variants_from")  # the manifests of drawn builds stay as they were
+    extra = {} if coverage is None else {"variants_from": _coverage_record(coverage)}
     return {
         "arcpipe_version": __version__,
         "kind": "arc",
@@ -352,4 +372,51 @@ def _manifest_head(
         "canvas": options.canvas,
         "seq_len": options.canvas * options.canvas,
         "counts": counts,
+        **extra,
     }
+
+
+# ----------------------------------------------------------------------------- named variants
+
+
+def named_tasks(roled: list[_RoledTask], names: VariantNames) -> tuple[list[_RoledTask], dict]:
+    """The tasks ``names`` names (the others are left out), and what the two share.
+
+    Returns:
+        (tasks, coverage): ``coverage["rows"]`` maps each kept task to its rows in ``names``;
+        the other entries count what is left out on either side.
+
+    Raises:
+        ArcpipeError: no task of the sources is named.
+    """
+    rows_of = {t: _original_first(names, rows) for t, rows in names.task_rows().items()}
+    kept = [r for r in roled if r.task.id in rows_of]
+    if not kept:
+        raise ArcpipeError(
+            "names no task of the sources (the identifiers of another preset?)", file=names.path
+        )
+    ours = {r.task.id for r in roled}
+    unknown = [t for t in names.task_ids if t not in ours]
+    coverage = {
+        "path": str(names.path),
+        "sha256": file_digest(names.path),
+        "rows": {r.task.id: rows_of[r.task.id] for r in kept},
+        "table_rows": names.rows,
+        "names_used": int(sum(len(rows_of[r.task.id]) for r in kept)),
+        "names_of_unknown_tasks": int(sum(len(rows_of[t]) for t in unknown)),
+        "unknown_tasks": unknown,
+        "unnamed_tasks": [r.task.id for r in roled if r.task.id not in rows_of],
+    }
+    return kept, coverage
+
+
+def _original_first(names: VariantNames, rows: np.ndarray) -> np.ndarray:
+    """A task's rows with its original (if named) first, the rest in row order; the reference
+    names the original first too, and ``predict --views`` counts variants from it."""
+    identity = (names.dihedrals[rows] == 0) & (names.colours[rows] == np.arange(10)).all(axis=1)
+    return np.concatenate([rows[identity], rows[~identity]])
+
+
+def _coverage_record(coverage: dict) -> dict:
+    """What the manifest and the summary record of a named build (no row arrays)."""
+    return {k: v for k, v in coverage.items() if k != "rows"}
