@@ -118,6 +118,7 @@ def import_checkpoint(options: ImportOptions) -> ImportResult:
 
 
 def _config_path(options: ImportOptions) -> Path:
+    """``--config``, else the ``all_config.yaml`` beside the checkpoint; it must exist."""
     path = options.config_file or options.checkpoint.parent / CONFIG_NAME
     if not path.is_file():
         where = "given" if options.config_file else f"beside the checkpoint ({path})"
@@ -235,7 +236,9 @@ def _table_mean(table: torch.Tensor) -> torch.Tensor:
     return (total / table.shape[0]).to(torch.float32)[None]
 
 
-def _check_loads(model: ModelConfig, vocab: int, seq_len: int, weights: dict, table) -> None:
+def _check_loads(
+    model: ModelConfig, vocab: int, seq_len: int, weights: dict, table: torch.Tensor
+) -> None:
     """The converted tensors load into arcpipe's network as ``predict`` will load them."""
     network = TRM(model, vocab, seq_len, 1)
     missing = network.load_state_dict(weights, strict=False).missing_keys
@@ -243,6 +246,7 @@ def _check_loads(model: ModelConfig, vocab: int, seq_len: int, weights: dict, ta
 
 
 def _step_of(path: Path) -> int:
+    """The step in a ``step_N`` (or ``step_N.pt``) file name; 0 for any other name."""
     match = _STEP.fullmatch(path.name)
     return int(match[1]) if match else 0
 
@@ -270,6 +274,7 @@ def _record(
     tensors: list[dict],
     skipped: list[str],
 ) -> dict:
+    """``import.json`` without the puzzle table's part: source, architecture, loops, mapping."""
     model = reference.section("model")
     return {
         "format": IMPORT_FORMAT,
@@ -299,8 +304,9 @@ def _record(
 
 
 def _table_record(
-    source: torch.Tensor, table: torch.Tensor, names: VariantNames | None, dataset
+    source: torch.Tensor, table: torch.Tensor, names: VariantNames | None, dataset: Dataset | None
 ) -> dict:
+    """What was kept of the puzzle table, and with identifiers what the names covered."""
     record = {"source_rows": int(source.shape[0]), "dim": int(source.shape[1])}
     if names is None:
         return {
@@ -335,6 +341,7 @@ def _write_run(
     identity: dict,
     record: dict,
 ) -> None:
+    """The run directory, written under a temporary name and renamed into place."""
     state = {
         "step": step,
         "dataset": identity,
