@@ -153,8 +153,10 @@ def reference_mlp(s: dict, name: str, x: torch.Tensor) -> torch.Tensor:
     gate, up = (x @ s[name + "gate_up_proj.weight"].T).chunk(2, dim=-1)
     hidden = F.silu(gate) * up
     if name + "dwconv.weight" in s:
-        w, b = s[name + "dwconv.weight"], s[name + "dwconv.bias"]
-        conv = F.conv1d(hidden.transpose(1, 2), w, b, padding=1, groups=w.shape[0])
+        w, b = s[name + "dwconv.weight"].float(), s[name + "dwconv.bias"].float()
+        # in float32: PyTorch's float64 depthwise conv1d takes seconds on a CPU
+        product = hidden.transpose(1, 2).float()
+        conv = F.conv1d(product, w, b, padding=1, groups=w.shape[0]).to(hidden.dtype)
         hidden = F.silu(conv[..., : x.shape[1]].transpose(1, 2))
     return hidden @ s[name + "down_proj.weight"].T
 
