@@ -142,6 +142,12 @@ def main() -> None:
     show_default=True,
     help="re-ARC files and JSONL 'examples' lists: pairs per task (demonstration group).",
 )
+@click.option(
+    "--variants-from",
+    type=click.Path(path_type=Path),
+    help="The reference's identifiers.json: build exactly the variants it names, in its order "
+    "(the dataset of a public checkpoint's puzzle table; --num-aug is not used).",
+)
 @click.option("--subsample", type=int, help="sudoku/maze: keep N random training puzzles.")
 @click.option("--min-rating", type=int, help="sudoku: keep puzzles rated at least this.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
@@ -163,6 +169,7 @@ def build_data(
     leakage: str | None,
     duplicates: str,
     pairs_per_task: int,
+    variants_from: Path | None,
     subsample: int | None,
     min_rating: int | None,
     overwrite: bool,
@@ -212,6 +219,7 @@ def build_data(
         leakage=leakage or "refuse",
         duplicates=duplicates,
         pairs_per_task=pairs_per_task,
+        variants_from=None if variants_from is None else str(variants_from),
     )
     summary = build_arc_dataset(
         train_sources, eval_source, out, options, overwrite=overwrite, quiet=quiet
@@ -233,14 +241,19 @@ def print_build_summary(summary, num_aug: int) -> None:
     ):
         if key in counts:
             table.add_row(key.replace("_", " "), f"{counts[key]:,}")
-    short = summary.short_tasks
-    listed = ", ".join(f"{t} ({n})" for t, n in sorted(short.items())[:8])
-    more = f", ... {len(short) - 8} more" if len(short) > 8 else ""
-    uniform = len(set(summary.num_aug)) <= 1
-    table.add_row(
-        f"tasks below {num_aug + 1} variants" if uniform else "tasks below their source's count",
-        f"{len(short)}" + (f": {listed}{more}" if short else ""),
-    )
+    if getattr(summary, "coverage", None):
+        _add_coverage_rows(table, summary.coverage)
+    else:
+        short = summary.short_tasks
+        listed = ", ".join(f"{t} ({n})" for t, n in sorted(short.items())[:8])
+        more = f", ... {len(short) - 8} more" if len(short) > 8 else ""
+        uniform = len(set(summary.num_aug)) <= 1
+        table.add_row(
+            f"tasks below {num_aug + 1} variants"
+            if uniform
+            else "tasks below their source's count",
+            f"{len(short)}" + (f": {listed}{more}" if short else ""),
+        )
     if summary.skipped_test_pairs:
         table.add_row("test pairs without output (not trained on)", str(summary.skipped_test_pairs))
     table.add_row("bytes on disk", f"{summary.bytes_on_disk:,}")
@@ -271,6 +284,21 @@ def screening_rows(leakage: dict, duplicates: dict) -> list[tuple[str, str]]:
         what = "first copy kept" if duplicates["mode"] == "drop" else "all kept"
         rows.append(("duplicate training tasks", f"{duplicates['count']:,} ({what})"))
     return rows
+
+
+def _add_coverage_rows(table: Table, coverage: dict) -> None:
+    """What a ``--variants-from`` build took from the names, and what either side lacks."""
+
+    def listed(ids: list[str]) -> str:
+        more = f", ... {len(ids) - 8} more" if len(ids) > 8 else ""
+        return f"{len(ids)}" + (f": {', '.join(ids[:8])}{more}" if ids else "")
+
+    table.add_row("names used", f"{coverage['names_used']:,} of {coverage['table_rows'] - 1:,}")
+    table.add_row(
+        "names of tasks the sources lack (unused)",
+        f"{coverage['names_of_unknown_tasks']:,} names of {listed(coverage['unknown_tasks'])}",
+    )
+    table.add_row("tasks the names lack (left out)", listed(coverage["unnamed_tasks"]))
 
 
 # ----------------------------------------------------------------------------- train
@@ -661,6 +689,67 @@ def export(run: Path, out: Path, checkpoint: str, overwrite: bool) -> None:
     stdout.print(
         f"export {out}: {model['family'].upper()} ({model['state']} state, {model['mlp']}, "
         f"{model['parameters']:,} parameters), {export_size(out):,} bytes"
+    )
+
+
+# ----------------------------------------------------------------------------- import
+
+
+@main.command("import")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    help="The run's all_config.yaml (default: the one beside CHECKPOINT).",
+)
+@click.option(
+    "--identifiers",
+    type=click.Path(path_type=Path),
+    help="The reference dataset's identifiers.json: map every puzzle row to --data's variants "
+    "(without it only the table's mean row is kept, for post-training).",
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    help="The dataset built with build-data --variants-from the same identifiers.json.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing run at --out.")
+def import_command(
+    checkpoint: Path,
+    out: Path,
+    config_file: Path | None,
+    identifiers: Path | None,
+    data: Path | None,
+    overwrite: bool,
+) -> None:
+    """Turn a reference checkpoint (TRM's or URM's step_N file) into an arcpipe run directory."""
+    from arcpipe.importer import ImportOptions, import_checkpoint
+
+    result = import_checkpoint(
+        ImportOptions(checkpoint, out, config_file, identifiers, data, overwrite)
+    )
+    record, model = result.record, result.config.model
+    table = record["puzzle_table"]
+    halting = "loops" if model.state == "single" else "halt_max_steps"
+    loops = (
+        f"T={model.cycles} (H_cycles) x n={model.latent_steps} (L_cycles), "
+        f"N_sup={model.supervision_steps} ({halting})"
+    )
+    kept = (
+        f"{table['rows_kept']:,} rows mapped onto {table['dataset']}"
+        if table["kept"] == "per-variant"
+        else "the mean row only (no --identifiers): for export and train --init-from; "
+        "predict refuses it"
+    )
+    stdout.print(
+        f"imported {record['architecture']['family'].upper()} ({record['architecture']['name']}), "
+        f"step {record['step']}, {len(record['tensors'])} tensors\n"
+        f"loop counts {loops}: predict and post-training run these\n"
+        f"puzzle table {table['source_rows']:,} x {table['dim']}: {kept}\n"
+        f"run {result.run} (record: {result.run / 'import.json'})",
+        soft_wrap=True,
     )
 
 

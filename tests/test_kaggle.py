@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from faultharness import fault_seed, kill_points, report_recovered
 from helpers import REPO, TINY_MODEL, TINY_URM
+from reference_format import PAPER_ROPE, write_reference_checkpoint
 
 from arcpipe import kaggle
 from arcpipe.arc.candidates import Candidates
@@ -30,6 +31,7 @@ from arcpipe.config import load_config
 from arcpipe.data.build import BuildOptions, build_arc_dataset
 from arcpipe.data.dataset import Dataset
 from arcpipe.export import export_checkpoint
+from arcpipe.importer import ImportOptions, import_checkpoint
 from arcpipe.predict import target_test_inputs
 from arcpipe.train.loop import RunOptions, train
 
@@ -216,6 +218,28 @@ def test_notebook_post_trains_and_predicts_a_boxed_export_on_boxed_boards(
     assert statuses(namespace) == ALL_OK
     run = root / "temp" / "arcpipe" / "run"
     assert load_config(run / "config.toml").model.board == "boxed"  # the export's layout
+    assert check_submission(root) == predicted(root)
+
+
+@pytest.mark.slow
+def test_notebook_post_trains_and_predicts_an_imported_reference_checkpoint(
+    competition: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A public checkpoint's route: import (no identifiers: the mean row), export, attach; the
+    notebook post-trains it with the checkpoint's own loop counts on its 30x30 canvas."""
+    checkpoint = write_reference_checkpoint(tmp_path / "ref", PAPER_ROPE)
+    run, export = tmp_path / "imported", tmp_path / "arcpipe-export"
+    assert import_checkpoint(ImportOptions(checkpoint, run)).record["puzzle_table"]["kept"] == (
+        "mean"
+    )
+    export_checkpoint(run, export)
+    root = make_root(tmp_path, competition, export)
+    namespace = run_notebook(root, monkeypatch)
+    assert statuses(namespace) == ALL_OK
+    model = load_config(root / "temp" / "arcpipe" / "run" / "config.toml").model
+    loops = (model.cycles, model.latent_steps, model.supervision_steps)
+    assert loops == (PAPER_ROPE["H_cycles"], PAPER_ROPE["L_cycles"], PAPER_ROPE["halt_max_steps"])
+    assert Dataset.open(root / "temp" / "arcpipe" / "data").canvas == 30
     assert check_submission(root) == predicted(root)
 
 

@@ -12,6 +12,11 @@ target tasks' test inputs form the test split. ``val_tasks`` moves the test pair
 non-target tasks into a validation split. One puzzle id per task variant (reference §1.5), shared
 by its train and test examples. Training examples get a random translation fixed at build time,
 one example per variant left at the origin (reference §1.4); test and validation examples never.
+
+``variants_from`` replaces the drawn variants by those a reference ``identifiers.json`` names
+(:mod:`arcpipe.arc.identifiers`), in its row order (a task's original first): the dataset of a
+public checkpoint's own puzzle table. Tasks the names lack are left out and names of tasks the
+sources lack are unused; both are counted in the manifest and the summary, never guessed.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 from arcpipe import __version__
 from arcpipe.arc.corpora import DEFAULT_PAIRS_PER_TASK, SourceSpec, parse_source_spec
 from arcpipe.arc.encode import COLOUR_OFFSET, DEFAULT_CANVAS, EOS, PAD, VOCAB_SIZE
+from arcpipe.arc.identifiers import VariantNames, read_identifiers
 from arcpipe.arc.tasks import source_digest
 from arcpipe.arc.variants import draw_variants, task_seed
 from arcpipe.data.dataset import Dataset, TaskInfo, task_table, write_dataset
@@ -34,7 +40,7 @@ from arcpipe.data.leakage import DUPLICATE_MODES, LEAKAGE_MODES, Screening, scre
 from arcpipe.data.reference_layout import write_reference_layout
 from arcpipe.data.sources import TARGET, SourceInfo, TaskTable, read_tasks
 from arcpipe.errors import ArcpipeError
-from arcpipe.fsutil import atomic_directory
+from arcpipe.fsutil import atomic_directory, file_digest
 from arcpipe.progress import Progress
 
 _VARIANT_STREAM, _TRANSLATION_STREAM, _VALIDATION_STREAM = 0, 1, 2
@@ -54,6 +60,7 @@ class BuildOptions:
     leakage: str = "refuse"  # eval test pairs in the training data: refuse, drop or allow
     duplicates: str = "drop"  # the same training task twice: drop (keep the first) or keep
     pairs_per_task: int = DEFAULT_PAIRS_PER_TASK  # demonstration-group size of pair lists
+    variants_from: str | None = None  # a reference identifiers.json: exactly its named variants
 
     def __post_init__(self) -> None:
         if self.num_aug < 0:
@@ -83,6 +90,7 @@ class BuildSummary:
     leakage: dict = field(default_factory=dict)  # the manifest's leakage record
     duplicates: dict = field(default_factory=dict)  # the manifest's duplicates record
     num_aug: tuple[int, ...] = ()  # variants per task besides the original, per source
+    coverage: dict | None = None  # with variants_from: what the names and the sources share
 
 
 @dataclass
@@ -241,6 +249,10 @@ def build_arc_dataset(
     if out.exists() and not overwrite:
         raise ArcpipeError("already exists (pass --overwrite to replace it)", file=out)
     gathered = gather_tasks(train_sources, eval_source, options)
+    names = coverage = None
+    if options.variants_from is not None:
+        names = read_identifiers(options.variants_from)
+        gathered, coverage = named_tasks(gathered, names)
     table = gathered.table
     cells, grids, pairs, first_pair = table.cells, table.grids, table.pairs, table.first_pair
 
@@ -250,14 +262,17 @@ def build_arc_dataset(
     with Progress("variants", len(table), quiet=quiet) as progress:
         for index, (task_id, role) in enumerate(zip(table.ids, gathered.roles)):
             wanted = int(gathered.num_aug[index])
-            task_pairs = pairs[first_pair[index] : first_pair[index + 1]].astype(np.int64)
-            rng = task_seed(options.seed, task_id, _VARIANT_STREAM)
-            dihedrals, colours = draw_variants(cells, grids, task_pairs, wanted, rng)
+            if names is None:
+                task_pairs = pairs[first_pair[index] : first_pair[index + 1]].astype(np.int64)
+                rng = task_seed(options.seed, task_id, _VARIANT_STREAM)
+                dihedrals, colours = draw_variants(cells, grids, task_pairs, wanted, rng)
+            else:
+                dihedrals, colours = names.transforms(coverage["rows"][task_id])
             ids = np.arange(num_variants, num_variants + len(dihedrals), dtype=np.int32)
             num_variants += len(ids)
             variant_rows.append(np.column_stack([np.full(len(ids), index), dihedrals, ids + 1]))
             colour_rows.append(colours)
-            if len(ids) < wanted + 1:
+            if names is None and len(ids) < wanted + 1:
                 short[task_id] = len(ids)
             splits_of_task = _split_pairs(table, index, role)
             boxes.append(_box(grids, pairs, splits_of_task, options.canvas))
@@ -289,7 +304,7 @@ def build_arc_dataset(
         **{f"{s}_examples": len(a) for s, a in splits.items()},
     }
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        head = _manifest_head(gathered, options, counts)
+        head = _manifest_head(gathered, options, counts, coverage)
         if options.materialize:
             dataset = Dataset(
                 tmp,
@@ -312,6 +327,7 @@ def build_arc_dataset(
         leakage=head["leakage"],
         duplicates=head["duplicates"],
         num_aug=tuple(s["num_aug"] for s in head["sources"]),
+        coverage=None if coverage is None else _coverage_record(coverage),
     )
 
 
@@ -334,7 +350,9 @@ def _task_infos(gathered: _Tasks, variant_rows: list[np.ndarray]) -> list[TaskIn
     ]
 
 
-def _manifest_head(gathered: _Tasks, options: BuildOptions, counts: dict[str, int]) -> dict:
+def _manifest_head(
+    gathered: _Tasks, options: BuildOptions, counts: dict[str, int], coverage: dict | None = None
+) -> dict:
     sources = [
         {
             "path": str(info.spec.path),
@@ -348,6 +366,9 @@ def _manifest_head(gathered: _Tasks, options: BuildOptions, counts: dict[str, in
     ]
     opts = asdict(options)
     opts["tasks"] = None if options.tasks is None else list(options.tasks)
+    if options.variants_from is None:
+        opts.pop("variants_from")  # the manifests of drawn builds stay as they were
+    extra = {} if coverage is None else {"variants_from": _coverage_record(coverage)}
     return {
         "arcpipe_version": __version__,
         "kind": "arc",
@@ -360,4 +381,58 @@ def _manifest_head(gathered: _Tasks, options: BuildOptions, counts: dict[str, in
         "counts": counts,
         "leakage": gathered.screening.leakage,
         "duplicates": gathered.screening.duplicates,
+        **extra,
     }
+
+
+# ----------------------------------------------------------------------------- named variants
+
+
+def named_tasks(gathered: _Tasks, names: VariantNames) -> tuple[_Tasks, dict]:
+    """The tasks ``names`` names (the others are left out), and what the two share.
+
+    Returns:
+        (tasks, coverage): ``coverage["rows"]`` maps each kept task to its rows in ``names``;
+        the other entries count what is left out on either side.
+
+    Raises:
+        ArcpipeError: no task of the sources is named.
+    """
+    rows_of = {t: _original_first(names, rows) for t, rows in names.task_rows().items()}
+    ids = gathered.table.ids
+    kept = [i for i, task_id in enumerate(ids) if task_id in rows_of]
+    if not kept:
+        raise ArcpipeError(
+            "names no task of the sources (the identifiers of another preset?)", file=names.path
+        )
+    ours = set(ids)
+    unknown = [t for t in names.task_ids if t not in ours]
+    coverage = {
+        "path": str(names.path),
+        "sha256": file_digest(names.path),
+        "rows": {ids[i]: rows_of[ids[i]] for i in kept},
+        "table_rows": names.rows,
+        "names_used": int(sum(len(rows_of[ids[i]]) for i in kept)),
+        "names_of_unknown_tasks": int(sum(len(rows_of[t]) for t in unknown)),
+        "unknown_tasks": unknown,
+        "unnamed_tasks": [t for t in ids if t not in rows_of],
+    }
+    named = _Tasks(
+        gathered.table.select(kept),
+        [gathered.roles[i] for i in kept],
+        gathered.num_aug[kept],
+        gathered.screening,
+    )
+    return named, coverage
+
+
+def _original_first(names: VariantNames, rows: np.ndarray) -> np.ndarray:
+    """A task's rows with its original (if named) first, the rest in row order; the reference
+    names the original first too, and ``predict --views`` counts variants from it."""
+    identity = (names.dihedrals[rows] == 0) & (names.colours[rows] == np.arange(10)).all(axis=1)
+    return np.concatenate([rows[identity], rows[~identity]])
+
+
+def _coverage_record(coverage: dict) -> dict:
+    """What the manifest and the summary record of a named build (no row arrays)."""
+    return {k: v for k, v in coverage.items() if k != "rows"}

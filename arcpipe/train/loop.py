@@ -300,6 +300,12 @@ class Trainer:
         """Continue from a checkpoint of this run (bit-exact on CPU)."""
         check_dataset(ckpt, self.dataset, exact=True)
         t = ckpt.tensors
+        if "optimizer" not in t or "sampler" not in ckpt.state:
+            raise ArcpipeError(
+                "holds weights only (an imported checkpoint), not a run to resume: post-train "
+                "from it with --init-from into a new --out",
+                file=ckpt.path,
+            )
         self.model.load_state_dict(_with_table(t["weights"], t.get("puzzle_table")), strict=True)
         if self.ema is not None and t.get("ema"):
             self.ema.load_state_dict(t["ema"])
