@@ -58,22 +58,36 @@ def test_a_task_table_run_resumes_bit_exactly_from_where_it_stopped(
 ) -> None:
     sets = [*FAST, *model, "model.puzzle_table=task", f"model.board={board}"]
     sets += ["model.halt_init_bias=3.0", "model.halt_exploration_prob=0.5"]  # mid-flight carries
+    sets += ["model.supervision_steps=4", "train.global_batch_size=8"]  # of several variants
     # No evaluation at a sitting's stop (eval_interval 0 would evaluate there and log it).
     sets += ["train.checkpoint_interval=1", "train.ema=true", "train.eval_interval=1000"]
     whole, split = tmp_path / "whole", tmp_path / "split"
-    assert run_cli(*train_args(sample_dataset, whole, "--max-steps", "6", sets=sets)).exit_code == 0
-    assert run_cli(*train_args(sample_dataset, split, "--max-steps", "3", sets=sets)).exit_code == 0
-    assert load_checkpoint(split).state["step"] == 3
+    assert run_cli(*train_args(sample_dataset, whole, "--max-steps", "7", sets=sets)).exit_code == 0
+    assert run_cli(*train_args(sample_dataset, split, "--max-steps", "4", sets=sets)).exit_code == 0
+    assert load_checkpoint(split).state["step"] == 4
+    assert in_flight_codes(split) > 1  # the carry's own codes matter to the resumed steps
     resumed = run_cli(
-        *train_args(sample_dataset, split, "--max-steps", "6", "--resume", "auto", sets=sets)
+        *train_args(sample_dataset, split, "--max-steps", "7", "--resume", "auto", sets=sets)
     )
     assert resumed.exit_code == 0, resumed.output
-    assert "this sitting ran steps 4-6" in resumed.stdout, resumed.stdout
+    assert "this sitting ran steps 5-7" in resumed.stdout, resumed.stdout
     assert_same_training(whole, split)  # table, code, optimizers, carry, RNG, metrics
     ckpt = load_checkpoint(whole)
     assert ckpt.tensors["puzzle_table"]["weights"].shape[0] == 4  # the sample's tasks
     assert any(k.endswith("augmentation") for k in ckpt.tensors["carry"])
     assert "augmentation_code.dihedral" in ckpt.tensors["ema"]
+
+
+def in_flight_codes(run: Path) -> int:
+    """Distinct augmentations among the slots of a run's last carry (every bucket's) whose
+    sample has taken some, but not all, of its steps."""
+    carry = load_checkpoint(run).tensors["carry"]
+    prefixes = [k[: -len("steps")] for k in carry if k.endswith("steps")]
+    codes = set()
+    for p in prefixes:
+        flying = (carry[p + "steps"] > 0) & ~carry[p + "halted"]
+        codes |= {tuple(c) for c in carry[p + "augmentation"][flying].tolist()}
+    return len(codes)
 
 
 class Recorder:
