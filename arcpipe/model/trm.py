@@ -11,6 +11,8 @@ One call of :meth:`TRM.forward` is one supervision (ACT) step: T(n+1) applicatio
 gradients through the last n+1. The board logits come from ``y`` past the puzzle prefix; the halting
 logits from ``y`` at position 0. With boxed boards (:mod:`arcpipe.data.layout`) the board is a
 task's box, each cell carrying its canvas position, and filler cells masked out of attention.
+With a task-shared puzzle table (``puzzle_table = "task"``) the puzzle vector is the task's row
+plus a learned code of the variant's augmentation (:mod:`arcpipe.model.puzzle_embedding`).
 
 With ``state = "single"`` (the Universal Reasoning Model, urm-reference §3) there is one hidden
 state ``h`` in place of y and z, and no answer update::

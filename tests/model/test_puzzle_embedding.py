@@ -6,8 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from arcpipe.arc.augment import NUM_DIHEDRAL
+from arcpipe.arc.tasks import NUM_COLOURS
 from arcpipe.config import ModelConfig
-from arcpipe.model.puzzle_embedding import PuzzleEmbedding, SparseSignSGD
+from arcpipe.model.puzzle_embedding import (
+    COLOURS,
+    DIHEDRAL_TRANSFORMS,
+    PuzzleEmbedding,
+    SparseSignSGD,
+)
 from arcpipe.model.trm import TRM
 
 
@@ -96,6 +103,10 @@ def test_task_table_reads_the_task_row_for_every_variant_and_adds_its_code() -> 
     assert torch.equal(vectors[0], vectors[2])  # one task, one augmentation: one vector
     assert not torch.allclose(vectors[0], vectors[3])  # other task, same code: another row
     assert model.puzzle_table.weights.shape == (3, 32)  # a row per task, no blank row
+
+
+def test_the_code_knows_the_task_level_augmentations() -> None:
+    assert DIHEDRAL_TRANSFORMS == NUM_DIHEDRAL and COLOURS == NUM_COLOURS  # model sits below arc/
 
 
 def test_the_code_tells_every_dihedral_and_colour_map_apart_and_starts_at_zero() -> None:
