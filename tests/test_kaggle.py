@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from faultharness import fault_seed, kill_points, report_recovered
 from helpers import REPO, TINY_MODEL, TINY_URM
 from reference_format import PAPER_ROPE, write_reference_checkpoint
@@ -30,9 +31,10 @@ from arcpipe.arc.vote import vote
 from arcpipe.config import load_config
 from arcpipe.data.build import BuildOptions, build_arc_dataset
 from arcpipe.data.dataset import Dataset
-from arcpipe.export import export_checkpoint
+from arcpipe.export import MEAN_KEY, export_checkpoint, load_tensors
 from arcpipe.importer import ImportOptions, import_checkpoint
 from arcpipe.predict import target_test_inputs
+from arcpipe.train.checkpoint import load_checkpoint
 from arcpipe.train.loop import RunOptions, train
 
 NOTEBOOK = REPO / "kaggle" / "arcpipe-submission.ipynb"
@@ -370,6 +372,32 @@ def test_the_notebook_post_trains_a_urm_export_with_the_urm_recipe(
     run = root / "temp" / "arcpipe" / "run"
     posttrained = load_config(run / "config.toml")
     assert posttrained.model.family == "urm" and posttrained.model.state == "single"
+
+
+def test_the_notebook_starts_a_task_table_export_new_tasks_at_its_mean_row(
+    competition: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Post-training from a task-table export (learning rates 0, so nothing moves): a task
+    table over the hidden tasks at the export's mean row, the export's augmentation code."""
+    model = [*TINY_MODEL, "model.puzzle_table=task"]
+    export = train_and_export(competition, tmp_path / "export", model)
+    frozen = "train.lr=0 train.puzzle_emb_lr=0 train.ema=false"
+    posttrain_set = f"{NOTEBOOK_ENV['ARCPIPE_KAGGLE_POSTTRAIN_SET']} {frozen}"
+    monkeypatch.setitem(NOTEBOOK_ENV, "ARCPIPE_KAGGLE_POSTTRAIN_SET", posttrain_set)
+    root = make_root(tmp_path, competition, export)
+    namespace = run_notebook(root, monkeypatch)
+    assert statuses(namespace) == ALL_OK
+    check_submission(root)
+    scratch = root / "temp" / "arcpipe"
+    ckpt = load_checkpoint(scratch / "run")
+    assert ckpt.config.model.puzzle_table == "task" and ckpt.state["step"] == 2
+    tensors, _ = load_tensors(export / "model.safetensors")
+    rows = ckpt.tensors["puzzle_table"]["weights"]
+    assert rows.shape[0] == len(Dataset.open(scratch / "data").tasks) == len(TEST_TASKS)
+    assert tensors[MEAN_KEY].abs().max() > 0
+    assert torch.equal(rows, tensors[MEAN_KEY].expand_as(rows))
+    for name in ("augmentation_code.dihedral", "augmentation_code.colour"):
+        assert torch.equal(ckpt.tensors["weights"][name], tensors[name]), name
 
 
 def test_auto_post_training_recipe_follows_the_export(

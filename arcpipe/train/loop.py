@@ -106,7 +106,7 @@ class Trainer:
             self.config.model,
             dataset.vocab_size,
             dataset.seq_len,
-            dataset.num_puzzle_identifiers,
+            dataset.puzzle_table_rows(self.config.model.puzzle_table),
             seed=cfg.seed,
         ).to(self.device)
         self.model.compute_dtype = compute_dtype(self.device, cfg.dtype)
@@ -157,7 +157,8 @@ class Trainer:
         sys.audit("arcpipe.train.step", self.step + 1)  # a fault-injection point (arcpipe.faults)
         bucket, rows = self.sampler.next_rows()
         boards = self.sampler.buckets[bucket]
-        batch = encode_batch(self.dataset, "train", self._mine(rows), self.layout, boards)
+        table = self.config.model.puzzle_table
+        batch = encode_batch(self.dataset, "train", self._mine(rows), self.layout, boards, table)
         batch = batch.to(self.device)
         carry = self.carries.get(bucket) or initial_carry(self.model, batch)
         draws = draw_exploration(
@@ -332,7 +333,8 @@ class Trainer:
         return f"{bucket}." if self.layout.boxed else ""
 
     def init_from(self, ckpt: Checkpoint) -> None:
-        """Post-training: all network weights from ``ckpt``, a fresh table at its mean row."""
+        """Post-training: all network weights from ``ckpt`` (a task table's augmentation code
+        included), a fresh table at its mean row."""
         check_dataset(ckpt, self.dataset, exact=False)
         weights = ckpt.model_weights(prefer_ema=True)
         table = self.model.puzzle_table
@@ -575,10 +577,11 @@ def _announce(trainer: Trainer, resumed: bool) -> None:
     from arcpipe.progress import console
 
     m = trainer.model
+    rows = 0 if m.puzzle_table is None else m.puzzle_table.weights.shape[0]
     console.print(
         f"{'resuming' if resumed else 'training'} {m.config.family.upper()}, "
         f"{m.num_parameters():,} parameters "
-        f"(+ {trainer.dataset.num_puzzle_identifiers:,} puzzle embeddings) on "
+        f"(+ {rows:,} {m.config.puzzle_table} puzzle embeddings) on "
         f"{trainer.topo.world_size} x {trainer.device} in {str(m.compute_dtype).split('.')[-1]}; "
         f"step {trainer.step} of {trainer.total_steps:,}, global batch "
         f"{trainer.config.train.global_batch_size}"

@@ -143,13 +143,16 @@ def carried_buckets(checkpoint: Path) -> int:
     return sum(k.endswith("steps") for k in load_checkpoint(checkpoint).tensors["carry"])
 
 
+BOARDS_AND_TABLES = [("full", "variant"), ("boxed", "variant"), ("full", "task")]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("board", ["full", "boxed"])
+@pytest.mark.parametrize(("board", "table"), BOARDS_AND_TABLES)
 def test_resume_after_sigkill_continues_from_the_checkpoint_and_equals_uninterrupted(
-    sample_dataset: Path, tmp_path: Path, board: str
+    sample_dataset: Path, tmp_path: Path, board: str, table: str
 ) -> None:
     seed = fault_seed()
-    sets = [*MID_FLIGHT, f"model.board={board}"]
+    sets = [*MID_FLIGHT, f"model.board={board}", f"model.puzzle_table={table}"]
     whole = tmp_path / "whole"
     result = run_cli(*train_args(sample_dataset, whole, "--max-steps", "16", sets=sets))
     assert result.exit_code == 0, result.output
@@ -175,7 +178,8 @@ def test_resume_after_sigkill_continues_from_the_checkpoint_and_equals_uninterru
     assert_same_training(whole, killed)  # weights, optimizers, carry, RNG, metrics records
     assert losses(whole) == losses(killed)
     point = KillPoint(1, f"arcpipe.train.step {kill_step}", "kill")
-    report_recovered(f"train, {board} boards", point, seed, resumed_from=kill_step - 1)
+    phase = f"train, {board} boards" + ("" if table == "variant" else ", task table")
+    report_recovered(phase, point, seed, resumed_from=kill_step - 1)
 
 
 def test_sigterm_and_max_time_stop_cleanly_with_a_checkpoint(
@@ -212,11 +216,17 @@ def test_non_finite_loss_stops_with_a_clear_message(sample_dataset: Path, tmp_pa
         assert torch.isfinite(tensor).all()
 
 
+@pytest.mark.parametrize("table", ["variant", "task"])
 def test_init_from_loads_weights_and_starts_table_at_the_mean_row(
-    sample_dataset: Path, tmp_path: Path
+    sample_dataset: Path, tmp_path: Path, table: str
 ) -> None:
+    """A task table's source: the new tasks' rows at the mean of its task rows, and its
+    augmentation code (among the weights) carried over."""
     source = tmp_path / "source"
-    assert run_cli(*train_args(sample_dataset, source, "--max-steps", "5")).exit_code == 0
+    sets = [*FAST, f"model.puzzle_table={table}"]
+    assert (
+        run_cli(*train_args(sample_dataset, source, "--max-steps", "5", sets=sets)).exit_code == 0
+    )
     other = build_sample(tmp_path / "other-data", ("rotate_90", "scale_x2"), num_aug=2)
     post = tmp_path / "post"
     result = run_cli(
@@ -232,12 +242,17 @@ def test_init_from_loads_weights_and_starts_table_at_the_mean_row(
     )
     assert result.exit_code == 0, result.output
     old, new = load_checkpoint(source), load_checkpoint(post)
-    assert new.state["step"] == 1
+    assert new.state["step"] == 1 and new.config.model.puzzle_table == table
     for key, tensor in old.model_weights(prefer_ema=True).items():
         assert torch.equal(new.tensors["weights"][key], tensor), key
-    table = new.tensors["puzzle_table"]["weights"]
+    assert ("augmentation_code.colour" in new.tensors["weights"]) == (table == "task")
+    rows = new.tensors["puzzle_table"]["weights"]
     mean = old.tensors["puzzle_table"]["weights"].mean(0)
-    assert torch.allclose(table, mean.expand_as(table))
+    assert mean.abs().max() > 0  # the source's rows moved
+    assert torch.allclose(rows, mean.expand_as(rows))
+    assert rows.shape[0] == (
+        2 if table == "task" else new.state["dataset"]["num_puzzle_identifiers"]
+    )
     assert (
         new.state["dataset"]["num_puzzle_identifiers"]
         != old.state["dataset"]["num_puzzle_identifiers"]
@@ -254,13 +269,17 @@ def test_checkpoint_of_another_dataset_is_refused(sample_dataset: Path, tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("board", ["full", "boxed"])
+@pytest.mark.parametrize(
+    ("board", "table"), [("full", "variant"), ("boxed", "variant"), ("boxed", "task")]
+)
 def test_two_gloo_processes_killed_and_resumed_match_one_process(
-    sample_dataset: Path, tmp_path: Path, board: str
+    sample_dataset: Path, tmp_path: Path, board: str, table: str
 ) -> None:
     """DDP over 2 CPU ranks, killed mid-run and resumed = 1 process uninterrupted, with the same
-    global batch (to float tolerance); samples halt early, so each rank's carry slice matters."""
+    global batch (to float tolerance); samples halt early, so each rank's carry slice matters.
+    A task table's rows are gathered from both ranks' variants, its code all-reduced."""
     sets = [*MID_FLIGHT, "train.global_batch_size=8", "train.ema=false", f"model.board={board}"]
+    sets.append(f"model.puzzle_table={table}")
     single = tmp_path / "single"
     args = train_args(sample_dataset, single, "--max-steps", "8", sets=sets)
     assert run_cli(*args).exit_code == 0
@@ -283,16 +302,15 @@ def test_two_gloo_processes_killed_and_resumed_match_one_process(
         for key, tensor in a.tensors[name].items():
             assert torch.allclose(tensor, b.tensors[name][key], atol=2e-5), (name, key)
     for key, tensor in a.tensors["carry"].items():
-        if key.endswith(("steps", "halted", "positions", "puzzle_ids")):
+        if key.endswith(("steps", "halted", "positions", "puzzle_ids", "augmentation")):
             assert torch.equal(tensor, b.tensors["carry"][key]), key
     assert b.state["world_size"] == 2
     la, lb = losses(single), losses(double)
     assert [s for s, *_ in la] == [s for s, *_ in lb]
     assert all(abs(x[1] - y[1]) < 1e-4 for x, y in zip(la, lb))
     point = KillPoint(1, f"arcpipe.train.step {kill_step}", "kill")
-    report_recovered(
-        f"train, 2 gloo ranks, {board} boards", point, seed, resumed_from=kill_step - 1
-    )
+    phase = f"train, 2 gloo ranks, {board} boards" + ("" if table == "variant" else ", task table")
+    report_recovered(phase, point, seed, resumed_from=kill_step - 1)
 
 
 def test_init_from_takes_the_architecture_from_the_source(sample_dataset: Path, tmp_path) -> None:
