@@ -86,14 +86,13 @@ def main() -> None:
     "--train",
     "train_sources",
     multiple=True,
-    type=click.Path(path_type=Path),
-    help="Training SOURCE: a folder of task JSON files or a Kaggle *_challenges.json (repeatable).",
+    help="Training SOURCE: a folder of task JSON (ARC or re-ARC) files, a Kaggle "
+    "*_challenges.json or a *.jsonl corpus; SOURCE:N gives its tasks N variants (repeatable).",
 )
 @click.option(
     "--eval",
     "eval_source",
-    type=click.Path(path_type=Path),
-    help="Target SOURCE: the tasks whose test inputs are to be answered.",
+    help="Target SOURCE: the tasks whose test inputs are to be answered (SOURCE:N as --train).",
 )
 @click.option(
     "--preset",
@@ -123,14 +122,40 @@ def main() -> None:
 @click.option("--tasks", "task_ids", help="Comma-separated task ids to restrict the build to.")
 @click.option("--no-translate", is_flag=True, help="Keep training examples at the origin.")
 @click.option("--materialize", is_flag=True, help="Also write the reference's array layout.")
+@click.option(
+    "--leakage",
+    type=click.Choice(["refuse", "drop", "allow"]),
+    help="Eval test pairs found in the training data (up to a transform and colours): refuse "
+    "(default), drop the training tasks that hold them, or allow (recorded). Presets: allow.",
+)
+@click.option(
+    "--duplicates",
+    type=click.Choice(["drop", "keep"]),
+    default="drop",
+    show_default=True,
+    help="The same training task twice (up to a transform and colours): keep the first copy "
+    "only, or keep every copy (the reference).",
+)
+@click.option(
+    "--pairs-per-task",
+    default=10,
+    show_default=True,
+    help="re-ARC files and JSONL 'examples' lists: pairs per task (demonstration group).",
+)
+@click.option(
+    "--variants-from",
+    type=click.Path(path_type=Path),
+    help="The reference's identifiers.json: build exactly the variants it names, in its order "
+    "(the dataset of a public checkpoint's puzzle table; --num-aug is not used).",
+)
 @click.option("--subsample", type=int, help="sudoku/maze: keep N random training puzzles.")
 @click.option("--min-rating", type=int, help="sudoku: keep puzzles rated at least this.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at --out.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def build_data(
     kind: str,
-    train_sources: tuple[Path, ...],
-    eval_source: Path | None,
+    train_sources: tuple[str, ...],
+    eval_source: str | None,
     preset: str | None,
     data_root: Path | None,
     out: Path,
@@ -141,13 +166,17 @@ def build_data(
     task_ids: str | None,
     no_translate: bool,
     materialize: bool,
+    leakage: str | None,
+    duplicates: str,
+    pairs_per_task: int,
+    variants_from: Path | None,
     subsample: int | None,
     min_rating: int | None,
     overwrite: bool,
     quiet: bool,
 ) -> None:
     """Validate tasks (or puzzles) and write an augmented dataset directory."""
-    from arcpipe.arc.presets import resolve_preset
+    from arcpipe.arc.presets import PRESET_LEAKAGE, resolve_preset
     from arcpipe.data.build import BuildOptions, build_arc_dataset
 
     if kind != "arc":
@@ -155,8 +184,8 @@ def build_data(
 
         summary = build_puzzle_data(
             kind,
-            train_sources,
-            eval_source,
+            tuple(Path(s) for s in train_sources),
+            None if eval_source is None else Path(eval_source),
             out,
             num_aug,
             seed,
@@ -176,6 +205,7 @@ def build_data(
             raise ArcpipeError("--preset replaces --train/--eval; give one or the other")
         sources = resolve_preset(preset, data_root)
         train_sources, eval_source = sources.train, sources.eval
+        leakage = leakage or PRESET_LEAKAGE
     if eval_source is None:
         raise ArcpipeError("--eval SOURCE is required (or --preset with --data-root)")
     options = BuildOptions(
@@ -186,6 +216,10 @@ def build_data(
         tasks=None if task_ids is None else tuple(t.strip() for t in task_ids.split(",") if t),
         translate=not no_translate,
         materialize=materialize,
+        leakage=leakage or "refuse",
+        duplicates=duplicates,
+        pairs_per_task=pairs_per_task,
+        variants_from=None if variants_from is None else str(variants_from),
     )
     summary = build_arc_dataset(
         train_sources, eval_source, out, options, overwrite=overwrite, quiet=quiet
@@ -207,18 +241,64 @@ def print_build_summary(summary, num_aug: int) -> None:
     ):
         if key in counts:
             table.add_row(key.replace("_", " "), f"{counts[key]:,}")
-    short = summary.short_tasks
-    listed = ", ".join(f"{t} ({n})" for t, n in sorted(short.items())[:8])
-    more = f", ... {len(short) - 8} more" if len(short) > 8 else ""
-    table.add_row(
-        f"tasks below {num_aug + 1} variants",
-        f"{len(short)}" + (f": {listed}{more}" if short else ""),
-    )
+    if getattr(summary, "coverage", None):
+        _add_coverage_rows(table, summary.coverage)
+    else:
+        short = summary.short_tasks
+        listed = ", ".join(f"{t} ({n})" for t, n in sorted(short.items())[:8])
+        more = f", ... {len(short) - 8} more" if len(short) > 8 else ""
+        uniform = len(set(summary.num_aug)) <= 1
+        table.add_row(
+            f"tasks below {num_aug + 1} variants"
+            if uniform
+            else "tasks below their source's count",
+            f"{len(short)}" + (f": {listed}{more}" if short else ""),
+        )
     if summary.skipped_test_pairs:
         table.add_row("test pairs without output (not trained on)", str(summary.skipped_test_pairs))
     table.add_row("bytes on disk", f"{summary.bytes_on_disk:,}")
     table.add_row("seconds", f"{summary.seconds:.1f}")
     stdout.print(table)
+    for name, text in screening_rows(summary.leakage, summary.duplicates):
+        stdout.print(f"{name}: {text}")
+
+
+def screening_rows(leakage: dict, duplicates: dict) -> list[tuple[str, str]]:
+    """Closing-table rows for what the leakage guard and the duplicate rule found."""
+    if not leakage:
+        return []
+    found = leakage["test_pairs_hit"]
+    text = f"none of {leakage['eval_test_pairs']:,} test pairs"
+    if found:
+        action = "kept and recorded"
+        if leakage["mode"] == "drop":
+            action = f"{len(leakage['dropped_tasks']):,} training tasks dropped"
+            if leakage["contained"]:
+                action += f", {len(leakage['contained']):,} left (eval demonstrations)"
+        text = (
+            f"{found:,} of {leakage['eval_test_pairs']:,} test outputs ({leakage['tasks_hit']:,} "
+            f"eval tasks): {action} (--leakage {leakage['mode']})"
+        )
+    rows = [("eval test outputs in training data", text)]
+    if duplicates["count"]:
+        what = "first copy kept" if duplicates["mode"] == "drop" else "all kept"
+        rows.append(("duplicate training tasks", f"{duplicates['count']:,} ({what})"))
+    return rows
+
+
+def _add_coverage_rows(table: Table, coverage: dict) -> None:
+    """What a ``--variants-from`` build took from the names, and what either side lacks."""
+
+    def listed(ids: list[str]) -> str:
+        more = f", ... {len(ids) - 8} more" if len(ids) > 8 else ""
+        return f"{len(ids)}" + (f": {', '.join(ids[:8])}{more}" if ids else "")
+
+    table.add_row("names used", f"{coverage['names_used']:,} of {coverage['table_rows'] - 1:,}")
+    table.add_row(
+        "names of tasks the sources lack (unused)",
+        f"{coverage['names_of_unknown_tasks']:,} names of {listed(coverage['unknown_tasks'])}",
+    )
+    table.add_row("tasks the names lack (left out)", listed(coverage["unnamed_tasks"]))
 
 
 # ----------------------------------------------------------------------------- train
@@ -315,6 +395,19 @@ def train(
     if result.last_eval:
         shown = {k: v for k, v in result.last_eval.items() if k.startswith(("pass@", "exact"))}
         stdout.print("evaluation: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()))
+        if result.last_eval.get("split") == "test":
+            _print_training_note(data)
+
+
+def _print_training_note(data: Path) -> None:
+    """Say so when a dataset's training examples hold its own test outputs."""
+    import orjson
+
+    from arcpipe.data.leakage import training_note
+
+    note = training_note(orjson.loads((data / "manifest.json").read_bytes()))
+    if note:
+        stdout.print(f"warning: {note}")
 
 
 # ----------------------------------------------------------------------------- predict
@@ -467,12 +560,19 @@ def vote_command(
 @click.argument("solutions", type=click.Path(path_type=Path))
 @candidates_files_option
 @vote_rule_option
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    help="The dataset the run trained on: also say how many of these test outputs its training "
+    "examples hold (up to a transform and colours).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def score(
     submission: Path,
     solutions: Path,
     candidates_files: tuple[Path, ...],
     vote_rule: str,
+    data: Path | None,
     as_json: bool,
 ) -> None:
     """Score SUBMISSION against SOLUTIONS (a *_solutions.json or any task SOURCE).
@@ -494,6 +594,17 @@ def score(
         ks = (1, 2, 5, 10, 100, 1000)
         votes = vote(merge_runs(list(candidates_files)), vote_rule)
         summary["candidates"] = {"vote_rule": vote_rule, **pass_at_k(votes, truths, ks)}
+    note = None
+    if data is not None:
+        from arcpipe.data.dataset import Dataset
+        from arcpipe.data.leakage import contained_note, count_contained
+
+        dataset = Dataset.open(data)
+        contained, checked = count_contained(dataset, truths)
+        summary["contained_test_outputs"] = contained
+        summary["checked_test_outputs"] = checked
+        mode = dataset.manifest.get("leakage", {}).get("mode", "allow (no guard)")
+        note = contained_note(contained, summary["test_outputs"], mode) if contained else None
     if as_json:
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
         return
@@ -513,6 +624,8 @@ def score(
         f"over test outputs (Kaggle text): {result.output_score:.4f}   "
         f"solved {summary['solved_tasks']}/{summary['tasks']} tasks"
     )
+    if note:
+        stdout.print(f"warning: {note}")
     if "candidates" in summary:
         shown = {k: v for k, v in summary["candidates"].items() if not k.endswith("_outputs")}
         stdout.print(
@@ -590,6 +703,67 @@ def export(run: Path, out: Path, checkpoint: str, overwrite: bool) -> None:
     stdout.print(
         f"export {out}: {model['family'].upper()} ({model['state']} state, {model['mlp']}, "
         f"{model['parameters']:,} parameters), {export_size(out):,} bytes"
+    )
+
+
+# ----------------------------------------------------------------------------- import
+
+
+@main.command("import")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    help="The run's all_config.yaml (default: the one beside CHECKPOINT).",
+)
+@click.option(
+    "--identifiers",
+    type=click.Path(path_type=Path),
+    help="The reference dataset's identifiers.json: map every puzzle row to --data's variants "
+    "(without it only the table's mean row is kept, for post-training).",
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    help="The dataset built with build-data --variants-from the same identifiers.json.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing run at --out.")
+def import_command(
+    checkpoint: Path,
+    out: Path,
+    config_file: Path | None,
+    identifiers: Path | None,
+    data: Path | None,
+    overwrite: bool,
+) -> None:
+    """Turn a reference checkpoint (TRM's or URM's step_N file) into an arcpipe run directory."""
+    from arcpipe.importer import ImportOptions, import_checkpoint
+
+    result = import_checkpoint(
+        ImportOptions(checkpoint, out, config_file, identifiers, data, overwrite)
+    )
+    record, model = result.record, result.config.model
+    table = record["puzzle_table"]
+    halting = "loops" if model.state == "single" else "halt_max_steps"
+    loops = (
+        f"T={model.cycles} (H_cycles) x n={model.latent_steps} (L_cycles), "
+        f"N_sup={model.supervision_steps} ({halting})"
+    )
+    kept = (
+        f"{table['rows_kept']:,} rows mapped onto {table['dataset']}"
+        if table["kept"] == "per-variant"
+        else "the mean row only (no --identifiers): for export and train --init-from; "
+        "predict refuses it"
+    )
+    stdout.print(
+        f"imported {record['architecture']['family'].upper()} ({record['architecture']['name']}), "
+        f"step {record['step']}, {len(record['tensors'])} tensors\n"
+        f"loop counts {loops}: predict and post-training run these\n"
+        f"puzzle table {table['source_rows']:,} x {table['dim']}: {kept}\n"
+        f"run {result.run} (record: {result.run / 'import.json'})",
+        soft_wrap=True,
     )
 
 

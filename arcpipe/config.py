@@ -49,6 +49,9 @@ class ModelConfig:
     pos_encodings: str = "rope"  # "rope", "rope2d" (row and column), "learned" or "none"
     puzzle_emb_dim: int = 512  # puzzle vector size; 0 disables puzzle embeddings
     puzzle_emb_len: int = 16  # prefix positions (puzzle vector first); 0: ceil(dim / D), URM's
+    # "variant": a row per augmented variant (reference); "task": a row per task, shared by its
+    # variants, plus a learned code of each variant's augmentation (ARC datasets only)
+    puzzle_table: str = "variant"
     rms_norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     board: str = "full"  # "full" canvas (reference) or "boxed": only each task's box of cells
@@ -62,6 +65,11 @@ class ModelConfig:
             "model.pos_encodings", self.pos_encodings, ("rope", "rope2d", "learned", "none")
         )
         _check_choice("model.board", self.board, ("full", "boxed"))
+        _check_choice("model.puzzle_table", self.puzzle_table, ("variant", "task"))
+        if self.puzzle_table == "task" and self.puzzle_emb_dim == 0:
+            raise ArcpipeError(
+                "model.puzzle_table = task needs puzzle embeddings (model.puzzle_emb_dim > 0)"
+            )
         if self.board == "boxed" and self.token_mixer != "attention":
             raise ArcpipeError(
                 "model.board = boxed needs model.token_mixer = attention (the MLP mixer's weights "

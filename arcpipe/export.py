@@ -3,12 +3,14 @@
 The export holds the EMA weights of the network, its resolved config, and the mean row of the
 puzzle table, which is all that post-training on new tasks needs (their fresh table starts at
 that mean, the reference's rule). The per-puzzle table itself (1.7 GB for ARC-AGI-1) is left out.
+A task-shared table (``model.puzzle_table = "task"``) is left out too; its augmentation code is
+part of the network's weights, so the new tasks' variants are coded as the old ones were.
 
     OUT/model.safetensors   network weights and buffers, plus "puzzle_table.mean" (D,)
     OUT/config.toml         the resolved config
     OUT/export.json         format, arcpipe version, step, the model it holds (family "trm" or
-                            "urm", state, mlp, parameters), and the source dataset's vocabulary,
-                            canvas and fingerprint
+                            "urm", state, mlp, puzzle table, parameters), and the source dataset's
+                            vocabulary, canvas and fingerprint
 
 Imports run one way: this module reads checkpoints through :mod:`arcpipe.train.checkpoint`, which
 knows nothing of exports; :func:`load_init_source` is what ``--init-from`` reads.
@@ -58,7 +60,8 @@ def export_checkpoint(checkpoint: Path, out: Path, overwrite: bool = False) -> P
 
 
 def model_record(config: ModelConfig, weights: dict[str, torch.Tensor]) -> dict:
-    """Which network an export holds: family, recursion state, MLP and trainable parameters."""
+    """Which network an export holds: family, recursion state, MLP, puzzle table (one row per
+    variant or per task) and trainable parameters."""
     parameters = sum(
         t.numel() for k, t in weights.items() if not k.endswith(("_init", "puzzle_table.weights"))
     )
@@ -66,6 +69,7 @@ def model_record(config: ModelConfig, weights: dict[str, torch.Tensor]) -> dict:
         "family": config.family,
         "state": config.state,
         "mlp": config.mlp,
+        "puzzle_table": config.puzzle_table,
         "num_layers": config.num_layers,
         "hidden_size": config.hidden_size,
         "parameters": parameters,

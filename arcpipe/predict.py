@@ -91,7 +91,8 @@ def run_views(
     ``keep_tables`` also returns every token's final log-probability (for cross-view scoring);
     with a boxed ``layout`` the boards are those of one ``bucket``.
     """
-    batch = encode_batch(dataset, split, rows, layout, bucket).to(device)
+    table = model.config.puzzle_table
+    batch = encode_batch(dataset, split, rows, layout, bucket, table).to(device)
     size, board_len = batch.inputs.shape
     state = model.initial_state(size, device, board_len)
     final_logits = torch.empty(size, board_len, model.vocab_size, device=device)
@@ -106,6 +107,7 @@ def run_views(
                 batch.puzzle_ids[active],
                 None if batch.positions is None else batch.positions[active],
                 None if batch.mask is None else batch.mask[active],
+                None if batch.augmentation is None else batch.augmentation[active],
             )
             last = step == model.config.supervision_steps
             done = (

@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from arcpipe.arc.presets import resolve_preset  # noqa: E402
+from arcpipe.arc.presets import PRESET_LEAKAGE, resolve_preset  # noqa: E402
 from arcpipe.arc.tasks import load_source  # noqa: E402
 from arcpipe.config import Config, ModelConfig, TrainConfig  # noqa: E402
 from arcpipe.data.build import BuildOptions, build_arc_dataset  # noqa: E402
@@ -310,7 +310,11 @@ def main() -> None:
             sources = resolve_preset(preset, args.data_root)
             out = Path(tmp) / preset
             build_arc_dataset(
-                sources.train, sources.eval, out, BuildOptions(num_aug=args.num_aug), quiet=True
+                sources.train,
+                sources.eval,
+                out,
+                BuildOptions(num_aug=args.num_aug, leakage=PRESET_LEAKAGE),
+                quiet=True,
             )
             datasets[preset] = Dataset.open(out)
         part_tokens(datasets, args.data_root, args.buckets)

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from arcpipe.arc.encode import VOCAB_SIZE  # noqa: E402
-from arcpipe.arc.presets import resolve_preset  # noqa: E402
+from arcpipe.arc.presets import PRESET_LEAKAGE, resolve_preset  # noqa: E402
 from arcpipe.arc.score import load_solutions  # noqa: E402
 from arcpipe.data.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.data.dataset import Dataset  # noqa: E402
@@ -51,7 +51,7 @@ def main() -> None:
 
     sources = resolve_preset("arc-agi-1", args.data_root)
     with tempfile.TemporaryDirectory() as tmp:
-        options = BuildOptions(num_aug=args.num_aug)
+        options = BuildOptions(num_aug=args.num_aug, leakage=PRESET_LEAKAGE)
         build_arc_dataset(sources.train, sources.eval, Path(tmp) / "ds", options, quiet=True)
         dataset = Dataset.open(Path(tmp) / "ds")
         boards = simulated_boards(dataset, load_solutions(sources.eval), np.random.default_rng(0))

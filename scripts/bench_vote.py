@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from arcpipe.arc.encode import grid_to_tokens  # noqa: E402
-from arcpipe.arc.presets import resolve_preset  # noqa: E402
+from arcpipe.arc.presets import PRESET_LEAKAGE, resolve_preset  # noqa: E402
 from arcpipe.arc.score import load_solutions, score_submission  # noqa: E402
 from arcpipe.arc.submission import submission_from_votes  # noqa: E402
 from arcpipe.arc.vote import vote  # noqa: E402
@@ -61,7 +61,7 @@ def main() -> None:
             sources.train,
             sources.eval,
             Path(tmp) / "ds",
-            BuildOptions(num_aug=args.num_aug),
+            BuildOptions(num_aug=args.num_aug, leakage=PRESET_LEAKAGE),
             quiet=True,
         )
         dataset = Dataset.open(Path(tmp) / "ds")

@@ -190,6 +190,38 @@ MUTATIONS = [
         "spec is None",
         ("tests/test_kaggle.py", "-k", "install_cell"),
     ),
+    Mutation(
+        "import-unpickling-allowed",
+        "importing a reference checkpoint never runs code",
+        "arcpipe/importer/reference_file.py",
+        "mmap=True, weights_only=True)",
+        "mmap=True, weights_only=False)",
+        ("tests/test_reliability.py", "-k", "hostile"),
+    ),
+    Mutation(
+        "import-archive-not-checked",
+        "a truncated or foreign checkpoint is refused by name",
+        "arcpipe/importer/reference_file.py",
+        "        _check_archive(path)\n",
+        "",
+        ("tests/test_reliability.py", "-k", "hostile"),
+    ),
+    Mutation(
+        "import-inits-swapped",
+        "an imported network computes the reference's step",
+        "arcpipe/importer/reference_file.py",
+        '"answer_init": "H_init",\n    "latent_init": "L_init",',
+        '"answer_init": "L_init",\n    "latent_init": "H_init",',
+        ("tests/test_import.py", "-k", "reference_step"),
+    ),
+    Mutation(
+        "named-colours-inverted",
+        "--variants-from builds the variants the names describe",
+        "arcpipe/arc/identifiers.py",
+        "return self.dihedrals[rows], self.colours[rows]",
+        "return self.dihedrals[rows], np.argsort(self.colours[rows], axis=1).astype(np.uint8)",
+        ("tests/data/test_build.py", "-k", "variants_from"),
+    ),
 ]
 
 

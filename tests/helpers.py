@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -37,6 +38,16 @@ def simple_task(seed: int = 0, n_train: int = 2, n_test: int = 1, size: int = 3)
         return {"input": grid.tolist(), "output": grid[:, ::-1].tolist()}
 
     return {"train": [pair() for _ in range(n_train)], "test": [pair() for _ in range(n_test)]}
+
+
+def make_corpus():
+    """The synthetic-corpus generator, ``scripts/make_corpus.py``, as a module."""
+    spec = importlib.util.spec_from_file_location(
+        "make_corpus", REPO / "scripts" / "make_corpus.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def metrics(run: Path) -> list[dict]:

@@ -89,6 +89,10 @@ def test_overrides_with_and_without_section() -> None:
         ("model.mlp=gelu", "model.mlp must be one of swiglu, conv_swiglu"),
         ("model.conv_param_dtype=float16", "model.conv_param_dtype must be one of"),
         ("model.puzzle_emb_len=-1", "model.puzzle_emb_len must be >= 0"),
+        ("model.puzzle_table=shared", "model.puzzle_table must be one of variant, task"),
+        ("model.pos_encodings=rope3d", "model.pos_encodings must be one of rope, rope2d"),
+        ("train.muon_params=all", "train.muon_params must be one of matrices, hidden"),
+        ("train.num_variants=-1", "train.num_variants must be >= 0"),
         ("model.hidden_size=102", "multiple of model.num_heads"),
         ("noequals", "key=value"),
     ],
@@ -96,6 +100,12 @@ def test_overrides_with_and_without_section() -> None:
 def test_bad_overrides_are_clear_errors(override: str, message: str) -> None:
     with pytest.raises(ArcpipeError, match=message):
         load_config("tiny", [override])
+
+
+def test_a_task_table_needs_puzzle_embeddings_and_recipes_keep_the_reference_table() -> None:
+    with pytest.raises(ArcpipeError, match="puzzle_table = task needs puzzle embeddings"):
+        load_config("tiny", ["model.puzzle_table=task", "model.puzzle_emb_dim=0"])
+    assert all(load_config(name).model.puzzle_table == "variant" for name in shipped_configs())
 
 
 def test_unknown_recipe_and_bad_toml(tmp_path: Path) -> None:

@@ -52,11 +52,24 @@ def train(data: Path, out: Path, *extra: str, model: list[str] = TINY_MODEL) -> 
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize(("model", "family"), [(TINY_MODEL, "trm"), (TINY_URM, "urm")])
+TASK_TABLE = "model.puzzle_table=task"
+
+
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [
+        (TINY_MODEL, "trm"),
+        (TINY_URM, "urm"),
+        ([*TINY_MODEL, TASK_TABLE], "trm"),
+        ([*TINY_URM, TASK_TABLE], "urm"),
+    ],
+    ids=["trm", "urm", "trm-task-table", "urm-task-table"],
+)
 def test_export_is_slim_and_post_training_from_it_equals_from_the_run(
     sample_dataset: Path, tmp_path: Path, model: list[str], family: str
 ) -> None:
-    """TRM and URM (whose conv filter is stored in bfloat16) alike; the export says which."""
+    """TRM and URM (whose conv filter is stored in bfloat16) alike; the export says which. A
+    task table's export holds the mean task row and the augmentation code."""
     run = tmp_path / "run"
     train(sample_dataset, run, "--set", "train.ema=true", model=model)  # exports take EMA weights
     result = CliRunner().invoke(main, ["export", str(run), str(tmp_path / "export")])
@@ -78,6 +91,9 @@ def test_export_is_slim_and_post_training_from_it_equals_from_the_run(
     assert torch.allclose(tensors[MEAN_KEY], ckpt.tensors["puzzle_table"]["weights"].mean(0))
     for key, value in ckpt.model_weights(prefer_ema=True).items():
         assert torch.equal(tensors[key], value), key
+    table = "task" if TASK_TABLE in model else "variant"
+    assert record["model"]["puzzle_table"] == table
+    assert ("augmentation_code.dihedral" in tensors) == (table == "task")
 
     frozen = ["--set", "train.lr=0", "--set", "train.puzzle_emb_lr=0", "--set", "train.ema=false"]
     train(sample_dataset, tmp_path / "from-run", "--init-from", str(run), *frozen)

@@ -18,8 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from faultharness import fault_seed, kill_points, report_recovered
 from helpers import REPO, TINY_MODEL, TINY_URM
+from reference_format import PAPER_ROPE, write_reference_checkpoint
 
 from arcpipe import kaggle
 from arcpipe.arc.candidates import Candidates
@@ -29,8 +31,10 @@ from arcpipe.arc.vote import vote
 from arcpipe.config import load_config
 from arcpipe.data.build import BuildOptions, build_arc_dataset
 from arcpipe.data.dataset import Dataset
-from arcpipe.export import export_checkpoint
+from arcpipe.export import MEAN_KEY, export_checkpoint, load_tensors
+from arcpipe.importer import ImportOptions, import_checkpoint
 from arcpipe.predict import target_test_inputs
+from arcpipe.train.checkpoint import load_checkpoint
 from arcpipe.train.loop import RunOptions, train
 
 NOTEBOOK = REPO / "kaggle" / "arcpipe-submission.ipynb"
@@ -220,6 +224,28 @@ def test_notebook_post_trains_and_predicts_a_boxed_export_on_boxed_boards(
 
 
 @pytest.mark.slow
+def test_notebook_post_trains_and_predicts_an_imported_reference_checkpoint(
+    competition: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A public checkpoint's route: import (no identifiers: the mean row), export, attach; the
+    notebook post-trains it with the checkpoint's own loop counts on its 30x30 canvas."""
+    checkpoint = write_reference_checkpoint(tmp_path / "ref", PAPER_ROPE)
+    run, export = tmp_path / "imported", tmp_path / "arcpipe-export"
+    assert import_checkpoint(ImportOptions(checkpoint, run)).record["puzzle_table"]["kept"] == (
+        "mean"
+    )
+    export_checkpoint(run, export)
+    root = make_root(tmp_path, competition, export)
+    namespace = run_notebook(root, monkeypatch)
+    assert statuses(namespace) == ALL_OK
+    model = load_config(root / "temp" / "arcpipe" / "run" / "config.toml").model
+    loops = (model.cycles, model.latent_steps, model.supervision_steps)
+    assert loops == (PAPER_ROPE["H_cycles"], PAPER_ROPE["L_cycles"], PAPER_ROPE["halt_max_steps"])
+    assert Dataset.open(root / "temp" / "arcpipe" / "data").canvas == 30
+    assert check_submission(root) == predicted(root)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["build", "posttrain", "predict"])
 def test_a_kill_inside_a_phase_keeps_a_valid_submission_and_a_rerun_ends_as_uninterrupted(
     clean_notebook: dict, competition: Path, export: Path, tmp_path: Path, monkeypatch, phase
@@ -306,6 +332,24 @@ def test_a_failed_post_training_without_checkpoint_keeps_the_fallback(
     assert "--injected-fault" in (root / "working/arcpipe-logs/train.log").read_text()
 
 
+def test_an_extra_source_holding_a_hidden_test_input_is_trained_on_not_refused(
+    competition: Path, export: Path, tmp_path: Path, monkeypatch
+) -> None:
+    root = make_root(tmp_path, competition, export)
+    hidden = json.loads((competition / "arc-agi_test_challenges.json").read_bytes())
+    test_input = hidden[TEST_TASKS[0]]["test"][0]["input"]
+    extra = root / "input" / "extra"
+    extra.mkdir()
+    holder = {"train": [{"input": test_input, "output": [[1]]}], "test": [{"input": [[1]],
+              "output": [[2]]}]}  # fmt: skip
+    (extra / "holder.json").write_text(json.dumps(holder))
+    monkeypatch.setenv("ARCPIPE_KAGGLE_EXTRA_SOURCES", str(extra))
+    namespace = run_notebook(root, monkeypatch, fault="train")
+    assert statuses(namespace)["build"] == "ok"
+    data = Dataset.open(namespace["flow"].data)
+    assert data.manifest["leakage"]["contained"] == [{"task": TEST_TASKS[0], "test_index": 0}]
+
+
 def test_a_failed_prediction_keeps_a_valid_submission(
     competition: Path, export: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -328,6 +372,32 @@ def test_the_notebook_post_trains_a_urm_export_with_the_urm_recipe(
     run = root / "temp" / "arcpipe" / "run"
     posttrained = load_config(run / "config.toml")
     assert posttrained.model.family == "urm" and posttrained.model.state == "single"
+
+
+def test_the_notebook_starts_a_task_table_export_new_tasks_at_its_mean_row(
+    competition: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Post-training from a task-table export (learning rates 0, so nothing moves): a task
+    table over the hidden tasks at the export's mean row, the export's augmentation code."""
+    model = [*TINY_MODEL, "model.puzzle_table=task"]
+    export = train_and_export(competition, tmp_path / "export", model)
+    frozen = "train.lr=0 train.puzzle_emb_lr=0 train.ema=false"
+    posttrain_set = f"{NOTEBOOK_ENV['ARCPIPE_KAGGLE_POSTTRAIN_SET']} {frozen}"
+    monkeypatch.setitem(NOTEBOOK_ENV, "ARCPIPE_KAGGLE_POSTTRAIN_SET", posttrain_set)
+    root = make_root(tmp_path, competition, export)
+    namespace = run_notebook(root, monkeypatch)
+    assert statuses(namespace) == ALL_OK
+    check_submission(root)
+    scratch = root / "temp" / "arcpipe"
+    ckpt = load_checkpoint(scratch / "run")
+    assert ckpt.config.model.puzzle_table == "task" and ckpt.state["step"] == 2
+    tensors, _ = load_tensors(export / "model.safetensors")
+    rows = ckpt.tensors["puzzle_table"]["weights"]
+    assert rows.shape[0] == len(Dataset.open(scratch / "data").tasks) == len(TEST_TASKS)
+    assert tensors[MEAN_KEY].abs().max() > 0
+    assert torch.equal(rows, tensors[MEAN_KEY].expand_as(rows))
+    for name in ("augmentation_code.dihedral", "augmentation_code.colour"):
+        assert torch.equal(ckpt.tensors["weights"][name], tensors[name]), name
 
 
 def test_auto_post_training_recipe_follows_the_export(

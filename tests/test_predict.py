@@ -15,7 +15,7 @@ from helpers import REPO, TINY_MODEL, TINY_URM, torchrun_arcpipe
 import arcpipe.predict as predict_module
 from arcpipe.arc.candidates import Candidates
 from arcpipe.arc.encode import grid_to_tokens
-from arcpipe.arc.presets import resolve_preset
+from arcpipe.arc.presets import PRESET_LEAKAGE, resolve_preset
 from arcpipe.arc.score import load_solutions, score_submission
 from arcpipe.arc.submission import submission_from_votes, validate_submission
 from arcpipe.arc.vote import vote
@@ -68,7 +68,11 @@ def test_oracle_predictions_score_one_through_the_whole_inverse_path(
 ) -> None:
     sources = resolve_preset(preset, shared_data)
     build_arc_dataset(
-        sources.train, sources.eval, tmp_path / "ds", BuildOptions(num_aug=4), quiet=True
+        sources.train,
+        sources.eval,
+        tmp_path / "ds",
+        BuildOptions(num_aug=4, leakage=PRESET_LEAKAGE),
+        quiet=True,
     )
     dataset = Dataset.open(tmp_path / "ds")
     solutions = load_solutions(sources.eval)
@@ -181,14 +185,17 @@ def test_a_urm_run_stopped_by_max_time_predicts_a_valid_submission(
         assert len(candidates) + candidates.meta["malformed"] == views
 
 
-def test_max_time_zero_still_leaves_a_complete_submission(
-    trained_run, sample_dataset, tmp_path
+@pytest.mark.parametrize("budget", ["--max-time", "--max-cpu-time"])
+def test_a_zero_budget_still_leaves_a_complete_submission(
+    trained_run, sample_dataset, tmp_path, budget: str
 ) -> None:
     out = tmp_path / "s.json"
-    result = CliRunner().invoke(
-        main, predict_args(trained_run, sample_dataset, out, "--max-time", "0s")
+    result = CliRunner().invoke(main, predict_args(trained_run, sample_dataset, out, budget, "0s"))
+    assert result.exit_code == 0 and f"stopped by {budget}" in result.stdout, result.output
+    candidates = Candidates.load(out.with_suffix(".candidates.npz"))
+    assert len(candidates) + candidates.meta["malformed"] < len(
+        Dataset.open(sample_dataset).examples("test")
     )
-    assert result.exit_code == 0 and "stopped by --max-time" in result.stdout
     inputs = target_test_inputs(Dataset.open(sample_dataset))
     validate_submission(orjson.loads(out.read_bytes()), {t: len(g) for t, g in inputs.items()}, k=2)
 
@@ -253,6 +260,34 @@ def test_a_run_on_the_first_k_variants_predicts_their_views_only(sample_dataset,
     views = len(candidates) + candidates.meta["malformed"]
     assert views == 2 * sum(t.num_test for t in dataset.tasks if t.role == "target")
     assert set(variant_rank(dataset, "test", candidates.view).tolist()) <= {0, 1}
+
+
+def test_evaluation_of_a_run_on_the_first_k_variants_runs_their_views_only(
+    trained_run, sample_dataset, monkeypatch
+) -> None:
+    """Evaluation during training follows train.num_variants as prediction does: K views of each
+    test input, the original and the next K - 1, and nothing else."""
+    from arcpipe.train import distributed
+    from arcpipe.train.evaluate import evaluate
+
+    ckpt = load_checkpoint(trained_run)
+    dataset = Dataset.open(sample_dataset)
+    model = inference_model(ckpt, dataset, torch.device("cpu"))
+    config = ckpt.config.train
+    config.eval_views, config.num_variants = 0, 2
+    seen = []
+    real_run_views = predict_module.run_views
+
+    def recording(model, dataset, split, rows, *args, **kwargs):
+        seen.extend(rows.tolist())
+        return real_run_views(model, dataset, split, rows, *args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "run_views", recording)
+    topology = distributed.setup("cpu")
+    metrics = evaluate(model, dataset, config, topology, 8, None, Layout(dataset, "full"))
+    targets = sum(t.num_test for t in dataset.tasks if t.role == "target")
+    assert metrics["views"] == len(seen) == 2 * targets
+    assert set(variant_rank(dataset, "test", np.array(seen)).tolist()) == {0, 1}
 
 
 @pytest.mark.slow

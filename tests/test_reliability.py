@@ -38,6 +38,13 @@ from faultharness import (
     trace_events,
 )
 from helpers import MID_FLIGHT, REPO, TINY_MODEL, train_args
+from reference_format import (
+    PAPER_ROPE,
+    PREFIX,
+    all_config_yaml,
+    reference_state,
+    write_reference_checkpoint,
+)
 
 from arcpipe import kaggle
 from arcpipe.arc.candidates import Candidates
@@ -46,6 +53,7 @@ from arcpipe.arc.vote import vote
 from arcpipe.cli import main
 from arcpipe.data.build import BuildOptions, build_arc_dataset
 from arcpipe.data.dataset import Dataset
+from arcpipe.export import save_tensors
 from arcpipe.fsutil import file_digest, write_json_atomic
 from arcpipe.predict import target_test_inputs
 from arcpipe.train.checkpoint import load_checkpoint
@@ -447,6 +455,123 @@ def test_datasets_cut_short_damaged_or_pickled_are_refused(
             reason = "cannot read array"
         one_line_error(run_cli(*train_args(data, run)), array.name, reason)
         assert not marker.exists() and not run.exists()
+
+
+GOOD_LINE = {"id": "ok", "train": [{"input": [[1]], "output": [[2]]}], "test": [
+    {"input": [[3]], "output": [[4]]}]}  # fmt: skip
+PAIRS = [{"input": [[1, 0]], "output": [[0, 1]]}, {"input": [[2, 0]], "output": [[0, 2]]}]
+BAD_CORPORA = {
+    # case: (JSONL line 2 (bytes) or a re-ARC file's pairs (a list), what the line must name)
+    "jsonl-not-json": (b'{"train": [', ["c.jsonl:2", "not valid JSON"]),
+    "jsonl-not-object": (b"[1, 2]", ["c.jsonl:2", "expected a task object"]),
+    "jsonl-ragged": (
+        orjson.dumps(
+            {**GOOD_LINE, "id": "x", "train": [{"input": [[1], [2, 3]], "output": [[1]]}]}
+        ),
+        ["c.jsonl:2", "task x train[0].input", "ragged"],
+    ),
+    "jsonl-no-output": (
+        orjson.dumps({"id": "x", "examples": [PAIRS[0], {"input": [[1]]}]}),
+        ["c.jsonl:2", "task x examples[1]", "missing 'output'"],
+    ),
+    "jsonl-colour-10": (
+        orjson.dumps({"examples": [PAIRS[0], {"input": [[1]], "output": [[10]]}]}),
+        ["c.jsonl:2", "task c:2 examples[1].output", "is 10"],
+    ),
+    "jsonl-one-pair": (orjson.dumps({"examples": PAIRS[:1]}), ["c.jsonl:2", "has 1 pair(s)"]),
+    "jsonl-both-kinds": (
+        orjson.dumps({**GOOD_LINE, "id": "x", "examples": PAIRS}),
+        ["c.jsonl:2", "has both"],
+    ),
+    "jsonl-bad-id": (orjson.dumps({**GOOD_LINE, "id": [1]}), ["c.jsonl:2", "'id' is a list"]),
+    "jsonl-repeated-id": (orjson.dumps(GOOD_LINE), ["c.jsonl:2", "task ok", "also used by"]),
+    "rearc-ragged": (
+        [PAIRS[0], {"input": [[1, 2], [3]], "output": [[1]]}],
+        ["r.json", "task r examples[1].input", "ragged"],
+    ),
+    "rearc-not-pair": ([PAIRS[0], 5], ["r.json", "task r examples[1]", "expected an object"]),
+    "rearc-one-pair": (PAIRS[:1], ["r.json", "task r", "has 1 pair(s)"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CORPORA))
+def test_bad_corpus_lines_and_files_are_one_line_naming_file_and_line_and_write_nothing(
+    tmp_path: Path, case: str
+) -> None:
+    bad, names = BAD_CORPORA[case]
+    if isinstance(bad, bytes):
+        source = tmp_path / "c.jsonl"
+        source.write_bytes(orjson.dumps(GOOD_LINE) + b"\n" + bad + b"\n")
+    else:
+        source = tmp_path / "rearc"
+        source.mkdir()
+        (source / "r.json").write_bytes(orjson.dumps(bad))
+    out = tmp_path / "data"
+    args = ["build-data", "--train", f"{source}:2", "--eval", str(SAMPLE / "evaluation")]
+    one_line_error(run_cli(*args, "--out", str(out), "--num-aug", "1"), *names)
+    assert not out.exists() and not temporaries(tmp_path)
+
+
+def hostile_checkpoint(case: str, folder: Path, marker: Path) -> tuple[Path, str]:
+    """A reference-format checkpoint damaged or replaced as ``case`` says; (file, its name in
+    the expected error)."""
+    state = reference_state(PAPER_ROPE)
+    path = write_reference_checkpoint(folder, PAPER_ROPE, state=state)
+    keyed = {PREFIX + k: v for k, v in state.items()}
+    if case == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif case == "pickle payload":
+        torch.save({**keyed, "payload": RunsCode(marker)}, path)
+    elif case == "raw pickle":
+        path.write_bytes(pickle.dumps(RunsCode(marker)))
+    elif case == "safetensors":
+        save_tensors(keyed, path)
+    elif case == "optimizer state":
+        weight = torch.nn.Parameter(torch.ones(3))
+        optimizer = torch.optim.AdamW([weight])
+        weight.sum().backward()
+        optimizer.step()
+        torch.save(optimizer.state_dict(), path)
+    elif case == "lightning":
+        torch.save({"state_dict": keyed, "pytorch-lightning_version": "2.4.0", "epoch": 3}, path)
+    elif case == "unknown key":
+        torch.save({**keyed, PREFIX + "extra.weight": torch.zeros(2)}, path)
+    elif case == "missing key":
+        torch.save({k: v for k, v in keyed.items() if not k.endswith("lm_head.weight")}, path)
+    elif case == "shape mismatch":
+        name = PREFIX + "L_level.layers.1.self_attn.qkv_proj.weight"
+        torch.save({**keyed, name: torch.zeros(96, 16)}, path)
+    elif case == "unsupported arch":
+        hrm = {**PAPER_ROPE, "name": "recursive_reasoning.hrm@HierarchicalReasoningModel_ACTV1"}
+        (folder / "all_config.yaml").write_text(all_config_yaml(hrm))
+        return path, "all_config.yaml"
+    return path, path.name
+
+
+HOSTILE_CHECKPOINTS = {
+    "truncated": "damaged checkpoint file: not a complete zip archive",
+    "pickle payload": "refused: holds objects other than tensors",
+    "raw pickle": "a raw pickle stream",
+    "safetensors": "a safetensors file",
+    "optimizer state": "an optimizer's state",
+    "lightning": "a PyTorch Lightning checkpoint",
+    "unknown key": "unknown key _orig_mod.model.inner.extra.weight",
+    "missing key": "missing key _orig_mod.model.inner.lm_head.weight",
+    "shape mismatch": "shape mismatch: _orig_mod.model.inner.L_level.layers.1.self_attn",
+    "unsupported arch": "HRM",
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_CHECKPOINTS)
+def test_a_hostile_or_foreign_reference_checkpoint_is_refused_and_nothing_is_written(
+    tmp_path: Path, case: str
+) -> None:
+    marker = tmp_path / "code-ran"
+    path, named = hostile_checkpoint(case, tmp_path / "ref", marker)
+    run = tmp_path / "run"
+    result = run_cli("import", str(path), "--out", str(run))
+    one_line_error(result, named, HOSTILE_CHECKPOINTS[case])
+    assert not run.exists() and not temporaries(tmp_path) and not marker.exists()
 
 
 def test_a_fault_plan_acts_only_in_its_command(tmp_path: Path) -> None:

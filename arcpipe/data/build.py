@@ -1,4 +1,10 @@
-"""``arcpipe build-data`` for ARC: validated tasks -> variants -> splits -> dataset directory.
+"""``arcpipe build-data`` for ARC: tasks -> screening -> variants -> splits -> dataset directory.
+
+The sources are read into one packed task table (:mod:`arcpipe.data.sources`) and screened
+(:mod:`arcpipe.data.leakage`: eval test pairs in the training data are refused, dropped or
+allowed; a training task that repeats an earlier one is dropped or kept). Each task then gets up
+to N + 1 variants, N its source's count (``PATH:N``, else ``num_aug``; target tasks take the eval
+source's).
 
 The split rule (reference §1.2): every demonstration pair of every task is a training example,
 the target tasks' included; the test pairs of the other tasks are training examples too; the
@@ -6,6 +12,11 @@ target tasks' test inputs form the test split. ``val_tasks`` moves the test pair
 non-target tasks into a validation split. One puzzle id per task variant (reference §1.5), shared
 by its train and test examples. Training examples get a random translation fixed at build time,
 one example per variant left at the origin (reference §1.4); test and validation examples never.
+
+``variants_from`` replaces the drawn variants by those a reference ``identifiers.json`` names
+(:mod:`arcpipe.arc.identifiers`), in its row order (a task's original first): the dataset of a
+public checkpoint's own puzzle table. Tasks the names lack are left out and names of tasks the
+sources lack are unused; both are counted in the manifest and the summary, never guessed.
 """
 
 from __future__ import annotations
@@ -18,14 +29,18 @@ from pathlib import Path
 import numpy as np
 
 from arcpipe import __version__
+from arcpipe.arc.corpora import DEFAULT_PAIRS_PER_TASK, SourceSpec, parse_source_spec
 from arcpipe.arc.encode import COLOUR_OFFSET, DEFAULT_CANVAS, EOS, PAD, VOCAB_SIZE
-from arcpipe.arc.tasks import Task, load_source, merge_sources, source_digest
+from arcpipe.arc.identifiers import VariantNames, read_identifiers
+from arcpipe.arc.tasks import source_digest
 from arcpipe.arc.variants import draw_variants, task_seed
 from arcpipe.data.dataset import Dataset, TaskInfo, task_table, write_dataset
 from arcpipe.data.layout import task_box, view_boxes
+from arcpipe.data.leakage import DUPLICATE_MODES, LEAKAGE_MODES, Screening, screen
 from arcpipe.data.reference_layout import write_reference_layout
+from arcpipe.data.sources import TARGET, SourceInfo, TaskTable, read_tasks
 from arcpipe.errors import ArcpipeError
-from arcpipe.fsutil import atomic_directory
+from arcpipe.fsutil import atomic_directory, file_digest
 from arcpipe.progress import Progress
 
 _VARIANT_STREAM, _TRANSLATION_STREAM, _VALIDATION_STREAM = 0, 1, 2
@@ -42,6 +57,10 @@ class BuildOptions:
     tasks: tuple[str, ...] | None = None  # restrict the build to these task ids
     translate: bool = True  # random translation of training examples (reference: on)
     materialize: bool = False  # also write the reference's layout (inputs/labels per split)
+    leakage: str = "refuse"  # eval test pairs in the training data: refuse, drop or allow
+    duplicates: str = "drop"  # the same training task twice: drop (keep the first) or keep
+    pairs_per_task: int = DEFAULT_PAIRS_PER_TASK  # demonstration-group size of pair lists
+    variants_from: str | None = None  # a reference identifiers.json: exactly its named variants
 
     def __post_init__(self) -> None:
         if self.num_aug < 0:
@@ -50,6 +69,12 @@ class BuildOptions:
             raise ArcpipeError(f"--canvas must be 1-30, got {self.canvas}")
         if self.val_tasks < 0:
             raise ArcpipeError(f"--val-tasks must be >= 0, got {self.val_tasks}")
+        if self.leakage not in LEAKAGE_MODES:
+            raise ArcpipeError(f"--leakage must be one of {', '.join(LEAKAGE_MODES)}")
+        if self.duplicates not in DUPLICATE_MODES:
+            raise ArcpipeError(f"--duplicates must be one of {', '.join(DUPLICATE_MODES)}")
+        if self.pairs_per_task < 2:
+            raise ArcpipeError(f"--pairs-per-task must be >= 2, got {self.pairs_per_task}")
 
 
 @dataclass
@@ -62,50 +87,61 @@ class BuildSummary:
     skipped_test_pairs: int = 0  # test pairs of training tasks without a known output
     bytes_on_disk: int = 0
     seconds: float = 0.0
+    leakage: dict = field(default_factory=dict)  # the manifest's leakage record
+    duplicates: dict = field(default_factory=dict)  # the manifest's duplicates record
+    num_aug: tuple[int, ...] = ()  # variants per task besides the original, per source
+    coverage: dict | None = None  # with variants_from: what the names and the sources share
 
 
-@dataclass(frozen=True)
-class _RoledTask:
-    task: Task
-    role: str  # "train", "target" or "val"
-    source: int
+@dataclass
+class _Tasks:
+    """The build's tasks in build order: the packed table, each task's role and variant count."""
+
+    table: TaskTable
+    roles: list[str]  # "train", "target" or "val"
+    num_aug: np.ndarray  # int64 [T]
+    screening: Screening
 
 
 # ----------------------------------------------------------------------------- tasks and roles
 
 
 def gather_tasks(
-    train_sources: Sequence[str | Path], eval_source: str | Path, options: BuildOptions
-) -> list[_RoledTask]:
-    """Load and validate all sources; give each task its role, in build order."""
-    loaded = [load_source(s, options.canvas) for s in train_sources]
-    targets = load_source(eval_source, options.canvas)
-    merged = merge_sources([*loaded, targets])
-    source_of = {}
-    for index, tasks in enumerate([*loaded, targets]):
-        for task in tasks:
-            source_of.setdefault(task.id, index)
-    target_ids = {t.id for t in targets}
-    if options.tasks is not None:
-        known = {t.id for t in merged}
-        unknown = [t for t in options.tasks if t not in known]
-        if unknown:
-            raise ArcpipeError(f"--tasks names unknown task id {unknown[0]!r}")
-        wanted = set(options.tasks)
-        merged = [t for t in merged if t.id in wanted]
-    roled = [
-        _RoledTask(t, "target" if t.id in target_ids else "train", source_of[t.id]) for t in merged
-    ]
-    return _assign_validation(roled, options)
+    train_sources: Sequence[str | Path | SourceSpec],
+    eval_source: str | Path | SourceSpec,
+    options: BuildOptions,
+) -> _Tasks:
+    """Load and validate all sources, screen them (leakage, duplicates), give each task its role.
+
+    Raises:
+        ArcpipeError: a source is invalid, a leak is refused, or ids conflict.
+    """
+    train = [parse_source_spec(s) for s in train_sources]
+    target = parse_source_spec(eval_source)
+    table = read_tasks(train, target, options.canvas, options.pairs_per_task, options.tasks)
+    screening = screen(table, options.leakage, options.duplicates)
+    kept = np.flatnonzero(screening.keep)
+    ids = [screening.renamed.get(int(r), table.ids[r]) for r in kept]
+    table = table.select(kept, ids)
+    roles = ["target" if r == TARGET else "train" for r in table.role.tolist()]
+    per_source = np.array([_source_aug(s, options) for s in table.sources], dtype=np.int64)
+    num_aug = np.where(table.role == TARGET, per_source[-1], per_source[table.source])
+    return _Tasks(table, _assign_validation(table, roles, options), num_aug, screening)
 
 
-def _assign_validation(tasks: list[_RoledTask], options: BuildOptions) -> list[_RoledTask]:
+def _source_aug(info: SourceInfo, options: BuildOptions) -> int:
+    return options.num_aug if info.spec.num_aug is None else info.spec.num_aug
+
+
+def _assign_validation(table: TaskTable, roles: list[str], options: BuildOptions) -> list[str]:
     if options.val_tasks == 0:
-        return tasks
+        return roles
+    outputs_known = table.pairs[:, 1] >= 0
     eligible = [
         i
-        for i, t in enumerate(tasks)
-        if t.role == "train" and all(p.output is not None for p in t.task.test)
+        for i, role in enumerate(roles)
+        if role == "train"
+        and outputs_known[table.first_pair[i] + table.num_train[i] : table.first_pair[i + 1]].all()
     ]
     if options.val_tasks > len(eligible):
         raise ArcpipeError(
@@ -114,56 +150,22 @@ def _assign_validation(tasks: list[_RoledTask], options: BuildOptions) -> list[_
         )
     rng = np.random.default_rng([options.seed, _VALIDATION_STREAM])
     chosen = set(rng.choice(eligible, size=options.val_tasks, replace=False).tolist())
-    return [_RoledTask(t.task, "val", t.source) if i in chosen else t for i, t in enumerate(tasks)]
-
-
-# ----------------------------------------------------------------------------- grid store
-
-
-def pack_grids(tasks: Sequence[Task]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Store every grid once, flattened back to back.
-
-    Returns:
-        cells uint8 [C], grids int64 [G, 3] (first cell, h, w), pairs int32 [P, 2] (input grid,
-        output grid or -1), first_pair int64 [T + 1] (CSR offsets of each task's pairs).
-    """
-    flat, shapes, pairs, first_pair = [], [], [], [0]
-    for task in tasks:
-        for pair in task.train + task.test:
-            ids = []
-            for grid in (pair.input, pair.output):
-                if grid is None:
-                    ids.append(-1)
-                    continue
-                ids.append(len(shapes))
-                shapes.append(grid.shape)
-                flat.append(grid.reshape(-1))
-            pairs.append(ids)
-        first_pair.append(len(pairs))
-    sizes = np.array([h * w for h, w in shapes], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    grids = np.column_stack([starts, np.array(shapes, dtype=np.int64).reshape(-1, 2)])
-    return (
-        np.concatenate(flat).astype(np.uint8),
-        grids.astype(np.int64),
-        np.array(pairs, dtype=np.int32).reshape(-1, 2),
-        np.array(first_pair, dtype=np.int64),
-    )
+    return ["val" if i in chosen else role for i, role in enumerate(roles)]
 
 
 # ----------------------------------------------------------------------------- examples
 
 
-def _split_pairs(task: _RoledTask, first: int) -> dict[str, list[int]]:
-    """Which of a task's pairs go to which split (global pair ids)."""
-    n_train, n_test = len(task.task.train), len(task.task.test)
-    demos = list(range(first, first + n_train))
-    tests = list(range(first + n_train, first + n_train + n_test))
-    if task.role == "target":
+def _split_pairs(table: TaskTable, index: int, role: str) -> dict[str, list[int]]:
+    """Which of task ``index``'s pairs go to which split (global pair ids)."""
+    first, end = int(table.first_pair[index]), int(table.first_pair[index + 1])
+    demos = list(range(first, first + int(table.num_train[index])))
+    tests = list(range(first + len(demos), end))
+    if role == "target":
         return {"train": demos, "test": tests}
-    if task.role == "val":
+    if role == "val":
         return {"train": demos, "val": tests}
-    known = [p for p, pair in zip(tests, task.task.test) if pair.output is not None]
+    known = [p for p in tests if table.pairs[p, 1] >= 0]
     return {"train": demos + known}
 
 
@@ -226,8 +228,8 @@ def _split_records(variant_ids: np.ndarray, pair_ids: list[int], offsets=None) -
 
 
 def build_arc_dataset(
-    train_sources: Sequence[str | Path],
-    eval_source: str | Path,
+    train_sources: Sequence[str | Path | SourceSpec],
+    eval_source: str | Path | SourceSpec,
     out: str | Path,
     options: BuildOptions = BuildOptions(),
     overwrite: bool = False,
@@ -235,43 +237,56 @@ def build_arc_dataset(
 ) -> BuildSummary:
     """Validate the sources and write a dataset directory at ``out`` atomically.
 
+    A source is a path, or ``PATH:N`` (a string or :class:`SourceSpec`) for N augmented variants
+    per task of that source instead of ``options.num_aug``.
+
     Raises:
-        ArcpipeError: a source is invalid, or ``out`` exists and ``overwrite`` is not set.
+        ArcpipeError: a source is invalid, a leak is refused (``options.leakage``), or ``out``
+            exists and ``overwrite`` is not set.
     """
     start = time.monotonic()
     out = Path(out)
     if out.exists() and not overwrite:
         raise ArcpipeError("already exists (pass --overwrite to replace it)", file=out)
-    roled = gather_tasks(train_sources, eval_source, options)
-    cells, grids, pairs, first_pair = pack_grids([r.task for r in roled])
+    gathered = gather_tasks(train_sources, eval_source, options)
+    names = coverage = None
+    if options.variants_from is not None:
+        names = read_identifiers(options.variants_from)
+        gathered, coverage = named_tasks(gathered, names)
+    table = gathered.table
+    cells, grids, pairs, first_pair = table.cells, table.grids, table.pairs, table.first_pair
 
     variant_rows, colour_rows, boxes, short = [], [], [], {}
     records: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
     num_variants = 0
-    with Progress("variants", len(roled), quiet=quiet) as progress:
-        for index, item in enumerate(roled):
-            task_pairs = pairs[first_pair[index] : first_pair[index + 1]].astype(np.int64)
-            rng = task_seed(options.seed, item.task.id, _VARIANT_STREAM)
-            dihedrals, colours = draw_variants(cells, grids, task_pairs, options.num_aug, rng)
+    with Progress("variants", len(table), quiet=quiet) as progress:
+        for index, (task_id, role) in enumerate(zip(table.ids, gathered.roles)):
+            wanted = int(gathered.num_aug[index])
+            if names is None:
+                task_pairs = pairs[first_pair[index] : first_pair[index + 1]].astype(np.int64)
+                rng = task_seed(options.seed, task_id, _VARIANT_STREAM)
+                dihedrals, colours = draw_variants(cells, grids, task_pairs, wanted, rng)
+            else:
+                dihedrals, colours = names.transforms(coverage["rows"][task_id])
             ids = np.arange(num_variants, num_variants + len(dihedrals), dtype=np.int32)
             num_variants += len(ids)
             variant_rows.append(np.column_stack([np.full(len(ids), index), dihedrals, ids + 1]))
             colour_rows.append(colours)
-            if len(ids) < options.num_aug + 1:
-                short[item.task.id] = len(ids)
-            splits_of_task = _split_pairs(item, int(first_pair[index]))
+            if names is None and len(ids) < wanted + 1:
+                short[task_id] = len(ids)
+            splits_of_task = _split_pairs(table, index, role)
             boxes.append(_box(grids, pairs, splits_of_task, options.canvas))
             for split, pair_ids in splits_of_task.items():
                 offsets = None
                 if split == "train" and options.translate:
-                    trng = task_seed(options.seed, item.task.id, _TRANSLATION_STREAM)
+                    trng = task_seed(options.seed, task_id, _TRANSLATION_STREAM)
                     offsets = translation_offsets(
                         grids, pairs, np.asarray(pair_ids), dihedrals, options.canvas, trng
                     )
                 records[split].append(_split_records(ids, pair_ids, offsets))
-            progress.advance(1, item.task.id)
+            progress.advance(1, task_id)
 
-    task_ids, tasks = task_table(_task_infos(roled, first_pair, variant_rows))
+    task_ids, tasks = task_table(_task_infos(gathered, variant_rows))
     arrays = {
         "tasks": tasks,
         "cells": cells,
@@ -283,13 +298,13 @@ def build_arc_dataset(
     }
     splits = {s: np.concatenate(r) for s, r in records.items() if r}
     counts = {
-        "tasks": len(roled),
+        "tasks": len(table),
         "variants": num_variants,
         "puzzle_identifiers": num_variants + 1,
         **{f"{s}_examples": len(a) for s, a in splits.items()},
     }
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        head = _manifest_head(train_sources, eval_source, options, counts)
+        head = _manifest_head(gathered, options, counts, coverage)
         if options.materialize:
             dataset = Dataset(
                 tmp,
@@ -300,48 +315,60 @@ def build_arc_dataset(
             )
             write_reference_layout(dataset, tmp, quiet=quiet)
         write_dataset(tmp, task_ids, arrays, splits, head)
+    roles = np.array(gathered.roles)
+    test_pairs = table.test_pair_mask() & (roles[table.task_of_pair()] == "train")
     return BuildSummary(
         path=out,
         counts=counts,
         short_tasks=short,
-        skipped_test_pairs=sum(
-            p.output is None for r in roled if r.role == "train" for p in r.task.test
-        ),
+        skipped_test_pairs=int((test_pairs & (pairs[:, 1] < 0)).sum()),
         bytes_on_disk=sum(f.stat().st_size for f in out.rglob("*") if f.is_file()),
         seconds=time.monotonic() - start,
+        leakage=head["leakage"],
+        duplicates=head["duplicates"],
+        num_aug=tuple(s["num_aug"] for s in head["sources"]),
+        coverage=None if coverage is None else _coverage_record(coverage),
     )
 
 
-def _task_infos(
-    roled: Sequence[_RoledTask], first_pair: np.ndarray, variant_rows: list[np.ndarray]
-) -> list[TaskInfo]:
+def _task_infos(gathered: _Tasks, variant_rows: list[np.ndarray]) -> list[TaskInfo]:
+    table = gathered.table
     starts = np.concatenate([[0], np.cumsum([len(v) for v in variant_rows])])
+    num_test = table.num_test
     return [
         TaskInfo(
-            r.task.id,
-            r.role,
-            r.source,
-            int(first_pair[i]),
-            len(r.task.train),
-            len(r.task.test),
+            task_id,
+            role,
+            int(table.source[i]),
+            int(table.first_pair[i]),
+            int(table.num_train[i]),
+            int(num_test[i]),
             int(starts[i]),
             len(variant_rows[i]),
         )
-        for i, r in enumerate(roled)
+        for i, (task_id, role) in enumerate(zip(table.ids, gathered.roles))
     ]
 
 
 def _manifest_head(
-    train_sources: Sequence[str | Path],
-    eval_source: str | Path,
-    options: BuildOptions,
-    counts: dict[str, int],
+    gathered: _Tasks, options: BuildOptions, counts: dict[str, int], coverage: dict | None = None
 ) -> dict:
     sources = [
-        {"path": str(s), "role": "train", "sha256": source_digest(s)} for s in train_sources
-    ] + [{"path": str(eval_source), "role": "eval", "sha256": source_digest(eval_source)}]
+        {
+            "path": str(info.spec.path),
+            "role": info.role,
+            "format": info.format,
+            "num_aug": _source_aug(info, options),
+            "tasks_read": info.tasks,
+            "sha256": source_digest(info.spec.path),
+        }
+        for info in gathered.table.sources
+    ]
     opts = asdict(options)
     opts["tasks"] = None if options.tasks is None else list(options.tasks)
+    if options.variants_from is None:
+        opts.pop("variants_from")  # the manifests of drawn builds stay as they were
+    extra = {} if coverage is None else {"variants_from": _coverage_record(coverage)}
     return {
         "arcpipe_version": __version__,
         "kind": "arc",
@@ -352,4 +379,60 @@ def _manifest_head(
         "canvas": options.canvas,
         "seq_len": options.canvas * options.canvas,
         "counts": counts,
+        "leakage": gathered.screening.leakage,
+        "duplicates": gathered.screening.duplicates,
+        **extra,
     }
+
+
+# ----------------------------------------------------------------------------- named variants
+
+
+def named_tasks(gathered: _Tasks, names: VariantNames) -> tuple[_Tasks, dict]:
+    """The tasks ``names`` names (the others are left out), and what the two share.
+
+    Returns:
+        (tasks, coverage): ``coverage["rows"]`` maps each kept task to its rows in ``names``;
+        the other entries count what is left out on either side.
+
+    Raises:
+        ArcpipeError: no task of the sources is named.
+    """
+    rows_of = {t: _original_first(names, rows) for t, rows in names.task_rows().items()}
+    ids = gathered.table.ids
+    kept = [i for i, task_id in enumerate(ids) if task_id in rows_of]
+    if not kept:
+        raise ArcpipeError(
+            "names no task of the sources (the identifiers of another preset?)", file=names.path
+        )
+    ours = set(ids)
+    unknown = [t for t in names.task_ids if t not in ours]
+    coverage = {
+        "path": str(names.path),
+        "sha256": file_digest(names.path),
+        "rows": {ids[i]: rows_of[ids[i]] for i in kept},
+        "table_rows": names.rows,
+        "names_used": int(sum(len(rows_of[ids[i]]) for i in kept)),
+        "names_of_unknown_tasks": int(sum(len(rows_of[t]) for t in unknown)),
+        "unknown_tasks": unknown,
+        "unnamed_tasks": [t for t in ids if t not in rows_of],
+    }
+    named = _Tasks(
+        gathered.table.select(kept),
+        [gathered.roles[i] for i in kept],
+        gathered.num_aug[kept],
+        gathered.screening,
+    )
+    return named, coverage
+
+
+def _original_first(names: VariantNames, rows: np.ndarray) -> np.ndarray:
+    """A task's rows with its original (if named) first, the rest in row order; the reference
+    names the original first too, and ``predict --views`` counts variants from it."""
+    identity = (names.dihedrals[rows] == 0) & (names.colours[rows] == np.arange(10)).all(axis=1)
+    return np.concatenate([rows[identity], rows[~identity]])
+
+
+def _coverage_record(coverage: dict) -> dict:
+    """What the manifest and the summary record of a named build (no row arrays)."""
+    return {k: v for k, v in coverage.items() if k != "rows"}

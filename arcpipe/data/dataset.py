@@ -24,7 +24,9 @@ Files (all arrays are ``.npy``, opened with ``mmap_mode="r"``)::
                                                by variant; splits: train, test and optionally val
 
 A cell value ``c`` becomes token ``c + vocab.colour_offset`` (ARC: 2, after PAD 0 and EOS 1).
-Puzzle id 0 is the blank (padding) id; an ARC variant ``v`` has puzzle id ``v + 1``.
+Puzzle id 0 is the blank (padding) id; an ARC variant ``v`` has puzzle id ``v + 1``. A model with
+task-shared puzzle embeddings (``model.puzzle_table = "task"``) reads instead each example's task
+and its variant's augmentation (:meth:`Dataset.task_augmentations`) from the same records.
 """
 
 from __future__ import annotations
@@ -168,6 +170,36 @@ class Dataset:
     def num_puzzle_identifiers(self) -> int:
         """Rows of the puzzle-embedding table, the blank id 0 included."""
         return int(self.manifest["counts"]["puzzle_identifiers"])
+
+    def puzzle_table_rows(self, table: str) -> int:
+        """Rows of the puzzle-embedding table under ``model.puzzle_table = table``: one per
+        puzzle id (``"variant"``, the blank id 0 included), or one per task (``"task"``).
+
+        Raises:
+            ArcpipeError: task rows on a Sudoku or Maze dataset (its variants share one row).
+        """
+        if table == "variant":
+            return self.num_puzzle_identifiers
+        if self.manifest.get("kind", "arc") != "arc":
+            raise ArcpipeError(
+                "model.puzzle_table = task needs an ARC dataset (Sudoku and Maze puzzles share "
+                "one puzzle embedding already)",
+                file=self.path,
+            )
+        return len(self.tasks)
+
+    def task_augmentations(self, split: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The task-shared puzzle rows of examples ``rows`` of ``split`` and their augmentations.
+
+        Returns:
+            task indices int64 [B] (the rows of a task table), and int64 [B, 11] augmentations:
+            each example's variant's dihedral id, then its colour map (colour ``c`` appears as
+            column ``1 + c``).
+        """
+        which = np.asarray(self.examples(split)[np.asarray(rows)])[:, 0]
+        variants = np.asarray(self.arrays["variants"][which], dtype=np.int64)
+        colours = np.asarray(self.arrays["colours"][which], dtype=np.int64)
+        return variants[:, 0], np.concatenate([variants[:, 1:2], colours], axis=1)
 
     def examples(self, split: str) -> np.ndarray:
         """int32 [N, 4] example records of ``split``: (variant, pair, row offset, col offset)."""

@@ -44,9 +44,11 @@ class Batch:
 
     inputs: torch.Tensor  # (B, S) token ids
     labels: torch.Tensor  # (B, S) token ids, IGNORE where unsupervised
-    puzzle_ids: torch.Tensor  # (B,)
+    puzzle_ids: torch.Tensor  # (B,) puzzle-table rows: puzzle ids, or task indices (task table)
     positions: torch.Tensor | None = None  # (B, S) canvas position of each cell; None: in order
     mask: torch.Tensor | None = None  # (B, S) bool, False for filler cells; None: no fillers
+    # (B, 11) each variant's dihedral id and colour map, with a task table; None otherwise
+    augmentation: torch.Tensor | None = None
 
     def where(self, mask: torch.Tensor, other: Batch) -> Batch:
         """Rows from ``other`` where ``mask`` (B,) is set, from ``self`` elsewhere."""
@@ -241,13 +243,15 @@ def encode_batch(
     rows: np.ndarray,
     layout: Layout | None = None,
     bucket: Bucket | None = None,
+    puzzle_table: str = "variant",
 ) -> Batch:
     """Encode example ``rows`` as model tensors (PAD labels become IGNORE).
 
     Full boards without a boxed ``layout``; with one, boards of ``bucket.length`` cells with
-    their positions, and a filler mask when the bucket is masked.
+    their positions, and a filler mask when the bucket is masked. ``puzzle_table = "task"``:
+    each example's puzzle row is its task's, and its augmentation comes with it.
     """
-    positions = mask = None
+    positions = mask = augmentation = None
     if layout is None or not layout.boxed:
         inputs, labels, puzzle_ids = dataset.encode(split, rows)
     else:
@@ -255,6 +259,9 @@ def encode_batch(
         positions = torch.from_numpy(cells)
         if bucket.masked:
             mask = positions != FILLER
+    if puzzle_table == "task":
+        puzzle_ids, codes = dataset.task_augmentations(split, rows)
+        augmentation = torch.from_numpy(codes)
     labels = torch.from_numpy(labels.astype(np.int64))
     labels[labels == PAD] = IGNORE
     return Batch(
@@ -263,4 +270,5 @@ def encode_batch(
         torch.from_numpy(puzzle_ids.astype(np.int64)),
         positions,
         mask,
+        augmentation,
     )

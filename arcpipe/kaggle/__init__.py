@@ -10,7 +10,9 @@ with what it has, leaving the last valid ``submission.json`` in place:
    canvas. By default the hidden tasks are the only source: post-training is on their
    demonstrations, as in the reference recipe (Trelis 2025), and a bigger dataset would only
    dilute the fixed number of steps. ``extra_sources`` adds the public ``training`` /
-   ``evaluation`` challenges (with solutions) or any SOURCE path.
+   ``evaluation`` challenges (with solutions) or any SOURCE path. The build passes
+   ``--leakage allow``: with nothing to score, a public source that holds a hidden test pair is
+   trained on (and recorded), never a refused build.
 3. ``posttrain``: ``arcpipe train --init-from EXPORT`` on all visible GPUs (``torchrun``), one
    process on one GPU, or one CPU process, with ``--max-time`` from the :class:`TimePlan`. Out of
    memory with no checkpoint yet: one retry at half the batch.

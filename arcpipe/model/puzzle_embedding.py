@@ -1,10 +1,23 @@
-"""The puzzle-embedding table and its sparse sign-SGD optimizer (reference §4.4).
+"""The puzzle-embedding table and its sparse sign-SGD optimizer (reference §4.4), and the
+augmentation code of task-shared tables.
 
 One row per puzzle id (id 0 is the blank), zero at init. The table is a buffer, not a parameter:
 AdamW/AdamATan2 and the EMA never see it. In training, the forward pass hands out a leaf copy of
 the batch's rows; after ``backward`` the optimizer sums the gradient per distinct id (across all
 ranks) and updates only those rows: ``row = row * (1 - lr * wd) - lr * sign(grad)``. Memory and
 time per step depend on the batch, not on the table's size.
+
+With ``model.puzzle_table = "task"`` the table has one row per task, shared by all the task's
+augmented variants, and the variant's augmentation enters as a code added to the row
+(:class:`AugmentationCode`)::
+
+    puzzle vector = row[task] + dihedral[d] + mean over colours c of colour[c, perm(c)]
+
+a dihedral embedding (8 x E) and a colour-map term from a table of (colour, mapped colour) pairs
+(10 x 10 x E, stored as 100 x E). The code is linear in the permutation matrix, so it can tell
+any two colour maps apart; it is made of ordinary parameters, zero at init like the table, trained
+by the dense optimizer with the network (every batch trains it), averaged by the EMA and kept by
+exports, so post-training on new tasks starts with it.
 """
 
 from __future__ import annotations
@@ -37,6 +50,24 @@ class PuzzleEmbedding(nn.Module):
         if batch is None or batch[1].grad is None:
             return None
         return batch[0], batch[1].grad
+
+
+DIHEDRAL_TRANSFORMS = 8  # the symmetries of the square (arc.augment's dihedral ids)
+COLOURS = 10  # ARC's colours; a colour map is a permutation of them
+
+
+class AugmentationCode(nn.Module):
+    """The code of a variant's augmentation, (B, E): see the module docstring."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dihedral = nn.Parameter(torch.zeros(DIHEDRAL_TRANSFORMS, dim))  # (8, E)
+        self.colour = nn.Parameter(torch.zeros(COLOURS * COLOURS, dim))  # (10 x 10, E)
+
+    def forward(self, augmentation: torch.Tensor) -> torch.Tensor:
+        """``augmentation`` (B, 11): dihedral id, then the colour map (c -> column 1 + c)."""
+        pairs = COLOURS * torch.arange(COLOURS, device=augmentation.device) + augmentation[:, 1:]
+        return self.dihedral[augmentation[:, 0]] + self.colour[pairs].mean(1)  # (B, E)
 
 
 class SparseSignSGD:

@@ -11,6 +11,8 @@ One call of :meth:`TRM.forward` is one supervision (ACT) step: T(n+1) applicatio
 gradients through the last n+1. The board logits come from ``y`` past the puzzle prefix; the halting
 logits from ``y`` at position 0. With boxed boards (:mod:`arcpipe.data.layout`) the board is a
 task's box, each cell carrying its canvas position, and filler cells masked out of attention.
+With a task-shared puzzle table (``puzzle_table = "task"``) the puzzle vector is the task's row
+plus a learned code of the variant's augmentation (:mod:`arcpipe.model.puzzle_embedding`).
 
 With ``state = "single"`` (the Universal Reasoning Model, urm-reference §3) there is one hidden
 state ``h`` in place of y and z, and no answer update::
@@ -37,9 +39,13 @@ from torch import nn
 from arcpipe.config import ModelConfig
 from arcpipe.errors import ArcpipeError
 from arcpipe.model.layers import Block, Geometry, RotaryEmbedding, linear, trunc_normal_
-from arcpipe.model.puzzle_embedding import PuzzleEmbedding
+from arcpipe.model.puzzle_embedding import AugmentationCode, PuzzleEmbedding
 
 LEARNED_POS_SCALE = 1 / math.sqrt(2)  # averages token and position embeddings, as the reference
+# Compiled graphs of f a run may need: one per board length (boxed buckets and the full canvas),
+# grad mode (the recursion's no-grad cycles and its last one) and batch shape (an evaluation's
+# last, partial batch). torch's default of 8 would leave a boxed run's later buckets eager.
+RECOMPILE_LIMIT = 64
 
 
 @dataclass
@@ -93,7 +99,8 @@ class TRM(nn.Module):
     Args:
         config: the model recipe.
         vocab_size, seq_len: from the dataset (V, S).
-        num_puzzle_ids: rows of the puzzle table, the blank id 0 included.
+        num_puzzle_ids: rows of the puzzle table: puzzle ids, the blank id 0 included, or tasks
+            (``puzzle_table = "task"``, :meth:`~arcpipe.data.dataset.Dataset.puzzle_table_rows`).
         seed: initialisation seed; the same seed gives the same weights on any device.
     """
 
@@ -115,6 +122,9 @@ class TRM(nn.Module):
         self.puzzle_table = (
             PuzzleEmbedding(num_puzzle_ids, config.puzzle_emb_dim) if self.prefix_len else None
         )
+        self.augmentation_code = None  # a task table's code of each variant's augmentation
+        if config.puzzle_table == "task":
+            self.augmentation_code = AugmentationCode(config.puzzle_emb_dim)
         self.pos = None
         if config.pos_encodings == "learned":
             self.pos = nn.Parameter(trunc_normal_(torch.empty(positions, D), 1 / math.sqrt(D), g))
@@ -159,15 +169,29 @@ class TRM(nn.Module):
         prefix = prefix.expand(positions.shape[0], -1)
         return torch.cat([prefix, self.prefix_len + positions.clamp(min=0)], dim=1)
 
-    def embed_input(
-        self, inputs: torch.Tensor, puzzle_ids: torch.Tensor, positions: torch.Tensor | None = None
+    def puzzle_vector(
+        self, puzzle_ids: torch.Tensor, augmentation: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """x: board tokens (B, S), puzzle ids (B,), canvas positions (B, S) or None for the full
-        canvas -> (B, L, D)."""
+        """The puzzle vectors (B, E): the table's rows, plus each variant's augmentation code
+        with a task table (:mod:`arcpipe.model.puzzle_embedding`)."""
+        vector = self.puzzle_table(puzzle_ids)  # (B, E)
+        if self.augmentation_code is not None:
+            vector = vector + self.augmentation_code(augmentation)
+        return vector
+
+    def embed_input(
+        self,
+        inputs: torch.Tensor,
+        puzzle_ids: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        augmentation: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x: board tokens (B, S), puzzle-table rows (B,), canvas positions (B, S) or None for
+        the full canvas, augmentations (B, 11) with a task table -> (B, L, D)."""
         x = self.embed(inputs)  # (B, S, D)
         if self.puzzle_table is not None:
             B, D = inputs.shape[0], self.config.hidden_size
-            vector = self.puzzle_table(puzzle_ids)  # (B, E)
+            vector = self.puzzle_vector(puzzle_ids, augmentation)  # (B, E)
             prefix = F.pad(vector, (0, self.prefix_len * D - vector.shape[1]))
             x = torch.cat([prefix.view(B, self.prefix_len, D).to(x.dtype), x], dim=1)
         if self.pos is not None:
@@ -257,13 +281,16 @@ class TRM(nn.Module):
         puzzle_ids: torch.Tensor,
         positions: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        augmentation: torch.Tensor | None = None,
     ) -> StepOutput:
         """One supervision step from ``state`` on boards ``inputs`` (B, S).
 
+        ``puzzle_ids`` (B,): rows of the puzzle table (task indices with a task table);
         ``positions`` (B, S): each cell's canvas position (boxed boards; None: the full canvas in
-        order); ``mask`` (B, S): False for filler cells (None: there are none).
+        order); ``mask`` (B, S): False for filler cells (None: there are none);
+        ``augmentation`` (B, 11): each variant's dihedral id and colour map (task tables only).
         """
-        x = self.embed_input(inputs, puzzle_ids, positions)
+        x = self.embed_input(inputs, puzzle_ids, positions, augmentation)
         geometry = None if positions is None else self.geometry(positions, mask)
         if self.config.state == "single":
             y, z = self.recurse_single(state.answer, x, geometry), None
@@ -280,6 +307,7 @@ class TRM(nn.Module):
         Fuses the norms, rotary embedding and SwiGLU gating (and URM's convolution) around the
         matrix products; the embeddings, heads and the puzzle table stay eager.
         """
+        _allow_recompiles(RECOMPILE_LIMIT)
         self.f = torch.compile(self.f, dynamic=False)
 
     def hidden_matrices(self) -> list[nn.Parameter]:
@@ -290,3 +318,11 @@ class TRM(nn.Module):
     def num_parameters(self) -> int:
         """Trainable parameters (the puzzle table is a buffer and is not counted)."""
         return sum(p.numel() for p in self.parameters())
+
+
+def _allow_recompiles(limit: int) -> None:
+    """Raise torch.compile's per-function graph limit to at least ``limit`` (named
+    ``recompile_limit`` since torch 2.6, ``cache_size_limit`` before)."""
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, name, max(getattr(config, name), limit))

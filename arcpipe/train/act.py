@@ -40,6 +40,7 @@ class Carry:
             "puzzle_ids": self.batch.puzzle_ids,
             "positions": self.batch.positions,
             "mask": self.batch.mask,
+            "augmentation": self.batch.augmentation,
         }
         return {prefix + k: v for k, v in state.items() if v is not None}
 
@@ -48,7 +49,14 @@ class Carry:
         state: dict[str, torch.Tensor], device: torch.device, prefix: str = ""
     ) -> Carry:
         t = {k[len(prefix) :]: v.to(device) for k, v in state.items() if k.startswith(prefix)}
-        batch = Batch(t["inputs"], t["labels"], t["puzzle_ids"], t.get("positions"), t.get("mask"))
+        batch = Batch(
+            t["inputs"],
+            t["labels"],
+            t["puzzle_ids"],
+            t.get("positions"),
+            t.get("mask"),
+            t.get("augmentation"),
+        )
         return Carry(t["answer"], t.get("latent"), t["steps"], t["halted"], batch)
 
 
@@ -94,7 +102,12 @@ def act_step(
     steps = torch.where(carry.halted, 0, carry.steps)
     current = carry.batch.where(carry.halted, batch)
     out = (model if forward is None else forward)(
-        state, current.inputs, current.puzzle_ids, current.positions, current.mask
+        state,
+        current.inputs,
+        current.puzzle_ids,
+        current.positions,
+        current.mask,
+        current.augmentation,
     )
     max_steps = model.config.supervision_steps
     with torch.no_grad():

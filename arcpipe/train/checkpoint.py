@@ -226,20 +226,18 @@ def check_dataset(ckpt: Checkpoint, dataset: Dataset, exact: bool) -> None:
 def model_from_checkpoint(ckpt: Checkpoint, dataset_dims: dict, device: torch.device):
     """Rebuild the network from the checkpoint's resolved config alone, with its EMA weights.
 
-    ``dataset_dims`` gives vocab_size, seq_len and num_puzzle_identifiers (the table's size).
+    ``dataset_dims`` gives vocab_size and seq_len; the puzzle table has the checkpoint's rows (a
+    row per puzzle id of ``dataset_dims``, or per task with a task table).
     """
     from arcpipe.model.trm import TRM
 
-    model = TRM(
-        ckpt.config.model,
-        dataset_dims["vocab_size"],
-        dataset_dims["seq_len"],
-        dataset_dims["num_puzzle_identifiers"],
-    )
     weights = ckpt.model_weights(prefer_ema=True)
     table = ckpt.tensors.get("puzzle_table")
+    rows = dataset_dims["num_puzzle_identifiers"]
     if table is not None:
         weights["puzzle_table.weights"] = table["weights"]
+        rows = table["weights"].shape[0]
+    model = TRM(ckpt.config.model, dataset_dims["vocab_size"], dataset_dims["seq_len"], rows)
     model.load_state_dict(weights, strict=True)
     return model.to(device).eval()
 

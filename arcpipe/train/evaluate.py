@@ -17,6 +17,7 @@ from arcpipe.arc.vote import pass_at_k, vote
 from arcpipe.config import TrainConfig
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.layout import Layout
+from arcpipe.data.leakage import contained_test_outputs
 from arcpipe.predict import predict_candidates, view_rows
 from arcpipe.train.distributed import Topology
 from arcpipe.train.ema import EMA
@@ -90,4 +91,7 @@ def evaluate(
         )
     model.train()
     scores = pass_at_k(vote(candidates), split_solutions(dataset, split), ks=(1, 2))
-    return {"split": split, "views": len(rows), **view_metrics, **scores}
+    metrics = {"split": split, "views": len(rows), **view_metrics, **scores}
+    if split == "test" and contained_test_outputs(dataset.manifest):
+        metrics["contained_test_outputs"] = contained_test_outputs(dataset.manifest)
+    return metrics

@@ -24,6 +24,7 @@ from arcpipe import __version__
 from arcpipe.config import Config, resumed_config, save_config
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.layout import Layout
+from arcpipe.data.leakage import training_note
 from arcpipe.data.sampler import BucketedSampler, encode_batch
 from arcpipe.errors import ArcpipeError
 from arcpipe.export import load_init_source
@@ -49,7 +50,7 @@ from arcpipe.train.checkpoint import (
     write_checkpoint_files,
 )
 from arcpipe.train.ema import EMA
-from arcpipe.train.evaluate import evaluate
+from arcpipe.train.evaluate import eval_split, evaluate
 from arcpipe.train.losses import step_loss
 from arcpipe.train.optim import lr_factor, make_optimizer
 
@@ -106,7 +107,7 @@ class Trainer:
             self.config.model,
             dataset.vocab_size,
             dataset.seq_len,
-            dataset.num_puzzle_identifiers,
+            dataset.puzzle_table_rows(self.config.model.puzzle_table),
             seed=cfg.seed,
         ).to(self.device)
         self.model.compute_dtype = compute_dtype(self.device, cfg.dtype)
@@ -162,7 +163,8 @@ class Trainer:
         sys.audit("arcpipe.train.step", self.step + 1)  # a fault-injection point (arcpipe.faults)
         bucket, rows = self.sampler.next_rows()
         boards = self.sampler.buckets[bucket]
-        batch = encode_batch(self.dataset, "train", self._mine(rows), self.layout, boards)
+        table = self.config.model.puzzle_table
+        batch = encode_batch(self.dataset, "train", self._mine(rows), self.layout, boards, table)
         batch = batch.to(self.device)
         carry = self.carries.get(bucket) or initial_carry(self.model, batch)
         draws = draw_exploration(
@@ -305,6 +307,12 @@ class Trainer:
         """Continue from a checkpoint of this run (bit-exact on CPU)."""
         check_dataset(ckpt, self.dataset, exact=True)
         t = ckpt.tensors
+        if "optimizer" not in t or "sampler" not in ckpt.state:
+            raise ArcpipeError(
+                "holds weights only (an imported checkpoint), not a run to resume: post-train "
+                "from it with --init-from into a new --out",
+                file=ckpt.path,
+            )
         self.model.load_state_dict(_with_table(t["weights"], t.get("puzzle_table")), strict=True)
         if self.ema is not None and t.get("ema"):
             self.ema.load_state_dict(t["ema"])
@@ -331,7 +339,8 @@ class Trainer:
         return f"{bucket}." if self.layout.boxed else ""
 
     def init_from(self, ckpt: Checkpoint) -> None:
-        """Post-training: all network weights from ``ckpt``, a fresh table at its mean row."""
+        """Post-training: all network weights from ``ckpt`` (a task table's augmentation code
+        included), a fresh table at its mean row."""
         check_dataset(ckpt, self.dataset, exact=False)
         weights = ckpt.model_weights(prefer_ema=True)
         table = self.model.puzzle_table
@@ -584,14 +593,18 @@ def _announce(trainer: Trainer, resumed: bool) -> None:
     from arcpipe.progress import console
 
     m = trainer.model
+    rows = 0 if m.puzzle_table is None else m.puzzle_table.weights.shape[0]
     console.print(
         f"{'resuming' if resumed else 'training'} {m.config.family.upper()}, "
         f"{m.num_parameters():,} parameters "
-        f"(+ {trainer.dataset.num_puzzle_identifiers:,} puzzle embeddings) on "
+        f"(+ {rows:,} {m.config.puzzle_table} puzzle embeddings) on "
         f"{trainer.topo.world_size} x {trainer.device} in {str(m.compute_dtype).split('.')[-1]}; "
         f"step {trainer.step} of {trainer.total_steps:,}, global batch "
         f"{trainer.config.train.global_batch_size}"
     )
+    note = training_note(trainer.dataset.manifest)
+    if note and eval_split(trainer.dataset, trainer.config.train.eval_split) == "test":
+        console.print(f"warning: {note}")
     if trainer.layout.boxed:
         lengths = [b.length for b in trainer.sampler.buckets]
         console.print(

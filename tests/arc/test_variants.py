@@ -18,7 +18,7 @@ from arcpipe.arc.variants import (
     draw_variants,
     grid_features,
 )
-from arcpipe.data.build import pack_grids
+from arcpipe.data.sources import pack_grids
 
 
 def reference_content(task: Task, transform: Transform) -> str:

@@ -11,7 +11,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 from helpers import simple_task, write_task
+from reference_format import reference_inverse, reference_view
 
+from arcpipe.arc.augment import Transform
 from arcpipe.arc.encode import PAD, grid_to_tokens, tokens_to_grid
 from arcpipe.arc.tasks import load_source
 from arcpipe.cli import main
@@ -286,7 +288,12 @@ def test_arc_agi_1_preset_small(shared_data, tmp_path: Path) -> None:
 def test_arc_agi_1_preset_full_matches_reference_caps(shared_data, shared_docs, tmp_path) -> None:
     out = tmp_path / "arc1"
     train = [shared_data / "arc-agi-1" / "training", shared_data / "conceptarc" / "corpus"]
-    summary = build_arc_dataset(train, shared_data / "arc-agi-1" / "evaluation", out, quiet=True)
+    # The reference's mix as the reference builds it: two of its training tasks hold evaluation
+    # test outputs, which the guard refuses by default (tests/data/test_leakage.py).
+    options = BuildOptions(leakage="allow")
+    summary = build_arc_dataset(
+        train, shared_data / "arc-agi-1" / "evaluation", out, options, quiet=True
+    )
     caps = {}
     for line in (shared_docs / "reference-variant-caps.tsv").read_text().splitlines():
         if line and not line.startswith(("#", "task_id")):
@@ -302,3 +309,52 @@ def test_arc_agi_1_preset_full_matches_reference_caps(shared_data, shared_docs, 
     assert abs(summary.counts["puzzle_identifiers"] - 876_406) <= 10
     assert abs(summary.counts["train_examples"] - 3_633_410) <= 100
     assert abs(summary.counts["test_examples"] - 385_815) <= 10
+
+
+def test_variants_from_identifiers_builds_exactly_the_named_variants(
+    tiny_sources, tmp_path: Path
+) -> None:
+    """Known transforms in, exactly those variants out (a task's original first), the test views
+    theirs, each test view inverted by its name's inverse (reference §1.7)."""
+    names = [
+        "ccc|||t3|||0231456789",  # colour maps that are not their own inverses
+        "aaa|||t5|||0345678912",
+        "zzz|||t1|||0123456789",  # a task the sources lack
+        "ccc",
+        "ccc|||t7|||0912345678",
+    ]
+    path = tmp_path / "identifiers.json"
+    path.write_bytes(orjson.dumps(["<blank>", *names]))
+    ds = build(tiny_sources, tmp_path / "ds", variants_from=str(path))
+    built = [
+        Transform(int(d), np.asarray(c)).name(ds.tasks[int(t)].id)
+        for (t, d, _), c in zip(ds.arrays["variants"], ds.arrays["colours"])
+    ]
+    assert built == [names[1], "ccc", names[0], names[4]]
+    assert np.asarray(ds.arrays["variants"])[:, 2].tolist() == [1, 2, 3, 4]
+    coverage = ds.manifest["variants_from"]
+    assert coverage["names_used"] == 4 and coverage["names_of_unknown_tasks"] == 1
+    assert coverage["unknown_tasks"] == ["zzz"] and coverage["unnamed_tasks"] == ["bbb"]
+    assert ds.manifest["counts"]["test_examples"] == 3 * 2  # ccc's 3 variants x 2 test inputs
+
+    target = load_source(tiny_sources[1])[0]
+    inputs, _, _ = ds.encode("test", np.arange(len(ds.examples("test"))))
+    for row in range(len(inputs)):
+        view = ds.view("test", row)
+        name = view.transform.name(view.task_id)
+        shown = tokens_to_grid(inputs[row], 10)
+        original = target.test[view.pair_index].input
+        if name == "ccc":
+            assert np.array_equal(shown, original)
+            continue
+        assert np.array_equal(shown, reference_view(name, original))
+        assert np.array_equal(view.transform.invert(shown), reference_inverse(name, shown))
+        assert np.array_equal(view.transform.invert(shown), original)
+
+
+def test_variants_from_identifiers_naming_no_task_is_refused(tiny_sources, tmp_path) -> None:
+    path = tmp_path / "identifiers.json"
+    path.write_bytes(orjson.dumps(["<blank>", "zzz", "yyy|||t1|||0123456789"]))
+    with pytest.raises(ArcpipeError, match="names no task of the sources"):
+        build(tiny_sources, tmp_path / "ds", variants_from=str(path))
+    assert not (tmp_path / "ds").exists()

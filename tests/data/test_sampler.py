@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers import simple_task, write_task
 
 from arcpipe.arc.encode import IGNORE
@@ -188,3 +189,27 @@ def test_full_boards_are_one_bucket_and_the_plain_sampler(sized) -> None:
         bucket, rows = full.next_rows()
         assert bucket == 0 and np.array_equal(rows, plain.next_rows())
     assert full.state_dict() == plain.state_dict()
+
+
+@pytest.mark.parametrize("board", ["full", "boxed"])
+def test_task_table_rows_and_augmentations_come_from_each_example_variant(dataset, board) -> None:
+    """Every variant of a task reads the task's row (tasks in dataset order, no blank row), with
+    its own dihedral id and colour map; other tasks read other rows."""
+    layout = Layout(dataset, board)
+    for split in ("train", "test"):
+        rows = np.arange(len(dataset.examples(split)))
+        bucket = Bucket(int(layout.row_cells(split, rows).max()), True)
+        batch = encode_batch(dataset, split, rows, layout, bucket, puzzle_table="task")
+        reference = encode_batch(dataset, split, rows, layout, bucket)
+        assert torch.equal(batch.inputs, reference.inputs) and reference.augmentation is None
+        views = [dataset.view(split, int(r)) for r in rows]
+        tasks = [dataset.task_ids.index(v.task_id) for v in views]
+        assert batch.puzzle_ids.tolist() == tasks
+        assert batch.augmentation[:, 0].tolist() == [v.transform.dihedral for v in views]
+        assert batch.augmentation[:, 1:].tolist() == [v.transform.colours.tolist() for v in views]
+        for task in set(tasks):  # a task's variants: one row, as many codes as variants
+            mine = batch.puzzle_ids == task
+            variants = {v.puzzle_id for v, t in zip(views, tasks) if t == task}
+            assert len({tuple(a) for a in batch.augmentation[mine].tolist()}) == len(variants)
+    assert dataset.puzzle_table_rows("task") == len(dataset.tasks) == 6
+    assert dataset.puzzle_table_rows("variant") == dataset.num_puzzle_identifiers

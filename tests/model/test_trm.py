@@ -176,6 +176,28 @@ def test_compiled_network_equals_eager(urm: bool, dtype: torch.dtype, tolerance:
         torch.testing.assert_close(a.float(), b.float(), rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.slow  # ten small compilations, about 30 s
+def test_compiled_boxed_network_compiles_every_bucket_in_both_grad_modes() -> None:
+    """Five board lengths x grad on and off are at least ten graphs of f, over torch's default
+    limit of eight: each must still be compiled, not left to run eagerly."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    config = ModelConfig(**{**TINY.__dict__, "board": "boxed", "cycles": 1})
+    model = TRM(config, 12, 100, 5, seed=3)
+    model.compile_network()
+    for length in (8, 16, 24, 32, 40):
+        inputs = torch.randint(0, 12, (2, length))
+        positions = torch.arange(length).expand(2, length)
+        mask = torch.ones(2, length, dtype=torch.bool)
+        for grad in (True, False):
+            with torch.set_grad_enabled(grad):
+                model(model.initial_state(2, board_len=length), inputs, torch.tensor([1, 2]),
+                      positions, mask)  # fmt: skip
+    frames = torch._dynamo.utils.counters["frames"]  # calls of f that Dynamo tried to compile
+    assert frames["ok"] == frames["total"] >= 10
+    torch._dynamo.reset()
+
+
 # --------------------------------------------------------------------------- URM as options
 
 

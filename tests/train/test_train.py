@@ -144,26 +144,45 @@ def carried_buckets(checkpoint: Path) -> int:
 
 
 # Issue 20's options together: 2D rotary positions, NorMuon on the hidden matrices, the first 2
-# of each task's 4 variants.
+# of each task's 4 variants, the task-shared puzzle table.
 LEARNING_OPTIONS = [
     "model.pos_encodings=rope2d",
     "train.optimizer=normuon",
     "train.muon_params=hidden",
     "train.num_variants=2",
+    "model.puzzle_table=task",
 ]
-BOARDS_AND_OPTIONS = [("full", []), ("boxed", []), ("boxed", LEARNING_OPTIONS)]
+TASK_TABLE = ["model.puzzle_table=task"]
+# (board, overrides, what the fault sweep's phase adds to its name)
+SIGKILL_CASES = [
+    ("full", [], ""),
+    ("boxed", [], ""),
+    ("full", TASK_TABLE, ", task table"),
+    ("boxed", LEARNING_OPTIONS, ", issue-20 options"),
+]
+# Muon's bfloat16 Newton-Schulz cannot match one process to float tolerance (two ranks sum the
+# gradient in another order): test_two_gloo_ranks_keep_identical_weights_with_muon covers it.
+WITHOUT_MUON = [o for o in LEARNING_OPTIONS if not o.startswith(("train.optimizer", "train.muon"))]
+GLOO_CASES = [
+    ("full", [], ""),
+    ("boxed", [], ""),
+    ("boxed", TASK_TABLE, ", task table"),
+    ("boxed", WITHOUT_MUON, ", issue-20 options"),
+]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("board", "options"), BOARDS_AND_OPTIONS)
+@pytest.mark.parametrize(("board", "options", "label"), SIGKILL_CASES)
 def test_resume_after_sigkill_continues_from_the_checkpoint_and_equals_uninterrupted(
-    sample_dataset: Path, tmp_path: Path, board: str, options: list[str]
+    sample_dataset: Path, tmp_path: Path, board: str, options: list[str], label: str
 ) -> None:
+    """Every sitting on one thread, in its own process: Muon's bfloat16 Newton-Schulz rounds
+    differently on another number of threads."""
     seed = fault_seed()
     sets = [*MID_FLIGHT, f"model.board={board}", *options]
     whole = tmp_path / "whole"
-    result = run_cli(*train_args(sample_dataset, whole, "--max-steps", "16", sets=sets))
-    assert result.exit_code == 0, result.output
+    result = run_arcpipe(train_args(sample_dataset, whole, "--max-steps", "16", sets=sets))
+    assert result.returncode == 0, result.stderr[-3000:]
 
     # Killed inside a logging window: the checkpoint before it holds part of a window.
     kill_step = random.Random(seed).choice([s for s in range(4, 15) if (s - 1) % 3])
@@ -180,13 +199,13 @@ def test_resume_after_sigkill_continues_from_the_checkpoint_and_equals_uninterru
     fresh = torch.Generator().manual_seed(last.config.train.seed + 1).get_state()
     assert not torch.equal(last.tensors["rng"]["exploration"], fresh), where
 
-    resumed = run_cli(*args, "--resume", "auto")
-    assert resumed.exit_code == 0, resumed.output
+    resumed = run_arcpipe([*args, "--resume", "auto"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"this sitting ran steps {kill_step}-16" in resumed.stdout, (where, resumed.stdout)
     assert_same_training(whole, killed)  # weights, optimizers, carry, RNG, metrics records
     assert losses(whole) == losses(killed)
     point = KillPoint(1, f"arcpipe.train.step {kill_step}", "kill")
-    phase = f"train, {board} boards" + (", issue-20 options" if options else "")
+    phase = f"train, {board} boards{label}"
     report_recovered(phase, point, seed, resumed_from=kill_step - 1)
 
 
@@ -213,6 +232,21 @@ def test_sigterm_and_max_time_stop_cleanly_with_a_checkpoint(
     assert load_checkpoint(timed).state["step"] >= 1
 
 
+def test_max_cpu_time_stops_on_the_process_cpu_clock_with_a_checkpoint(
+    sample_dataset: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """--max-cpu-time reads the process's CPU clock, not the wall clock: a fake CPU clock that
+    runs 1 s per reading stops the run after a few steps (a budget on the wall clock would run
+    these tiny steps to --max-steps), cleanly and with a checkpoint."""
+    readings = iter(range(10**6))
+    monkeypatch.setattr("arcpipe.train.loop.time.process_time", lambda: float(next(readings)))
+    run = tmp_path / "cpu"
+    result = run_cli(*train_args(sample_dataset, run, "--max-cpu-time", "8s", "--max-steps", "60"))
+    assert result.exit_code == 0 and "(max-cpu-time)" in result.stdout, result.output
+    step = load_checkpoint(run).state["step"]
+    assert 1 <= step < 8
+
+
 def test_non_finite_loss_stops_with_a_clear_message(sample_dataset: Path, tmp_path: Path) -> None:
     run = tmp_path / "nan"
     sets = [*FAST, "train.lr=1e30", "train.lr_warmup_steps=0", "train.checkpoint_interval=1"]
@@ -224,11 +258,17 @@ def test_non_finite_loss_stops_with_a_clear_message(sample_dataset: Path, tmp_pa
         assert torch.isfinite(tensor).all()
 
 
+@pytest.mark.parametrize("table", ["variant", "task"])
 def test_init_from_loads_weights_and_starts_table_at_the_mean_row(
-    sample_dataset: Path, tmp_path: Path
+    sample_dataset: Path, tmp_path: Path, table: str
 ) -> None:
+    """A task table's source: the new tasks' rows at the mean of its task rows, and its
+    augmentation code (among the weights) carried over."""
     source = tmp_path / "source"
-    assert run_cli(*train_args(sample_dataset, source, "--max-steps", "5")).exit_code == 0
+    sets = [*FAST, f"model.puzzle_table={table}"]
+    assert (
+        run_cli(*train_args(sample_dataset, source, "--max-steps", "5", sets=sets)).exit_code == 0
+    )
     other = build_sample(tmp_path / "other-data", ("rotate_90", "scale_x2"), num_aug=2)
     post = tmp_path / "post"
     result = run_cli(
@@ -244,12 +284,17 @@ def test_init_from_loads_weights_and_starts_table_at_the_mean_row(
     )
     assert result.exit_code == 0, result.output
     old, new = load_checkpoint(source), load_checkpoint(post)
-    assert new.state["step"] == 1
+    assert new.state["step"] == 1 and new.config.model.puzzle_table == table
     for key, tensor in old.model_weights(prefer_ema=True).items():
         assert torch.equal(new.tensors["weights"][key], tensor), key
-    table = new.tensors["puzzle_table"]["weights"]
+    assert ("augmentation_code.colour" in new.tensors["weights"]) == (table == "task")
+    rows = new.tensors["puzzle_table"]["weights"]
     mean = old.tensors["puzzle_table"]["weights"].mean(0)
-    assert torch.allclose(table, mean.expand_as(table))
+    assert mean.abs().max() > 0  # the source's rows moved
+    assert torch.allclose(rows, mean.expand_as(rows))
+    assert rows.shape[0] == (
+        2 if table == "task" else new.state["dataset"]["num_puzzle_identifiers"]
+    )
     assert (
         new.state["dataset"]["num_puzzle_identifiers"]
         != old.state["dataset"]["num_puzzle_identifiers"]
@@ -266,12 +311,13 @@ def test_checkpoint_of_another_dataset_is_refused(sample_dataset: Path, tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("board", "options"), BOARDS_AND_OPTIONS)
+@pytest.mark.parametrize(("board", "options", "label"), GLOO_CASES)
 def test_two_gloo_processes_killed_and_resumed_match_one_process(
-    sample_dataset: Path, tmp_path: Path, board: str, options: list[str]
+    sample_dataset: Path, tmp_path: Path, board: str, options: list[str], label: str
 ) -> None:
     """DDP over 2 CPU ranks, killed mid-run and resumed = 1 process uninterrupted, with the same
-    global batch (to float tolerance); samples halt early, so each rank's carry slice matters."""
+    global batch (to float tolerance); samples halt early, so each rank's carry slice matters.
+    A task table's rows are gathered from both ranks' variants, its code all-reduced."""
     sets = [*MID_FLIGHT, "train.global_batch_size=8", "train.ema=false", f"model.board={board}"]
     sets += options
     single = tmp_path / "single"
@@ -296,14 +342,14 @@ def test_two_gloo_processes_killed_and_resumed_match_one_process(
         for key, tensor in a.tensors[name].items():
             assert torch.allclose(tensor, b.tensors[name][key], atol=2e-5), (name, key)
     for key, tensor in a.tensors["carry"].items():
-        if key.endswith(("steps", "halted", "positions", "puzzle_ids")):
+        if key.endswith(("steps", "halted", "positions", "puzzle_ids", "augmentation")):
             assert torch.equal(tensor, b.tensors["carry"][key]), key
     assert b.state["world_size"] == 2
     la, lb = losses(single), losses(double)
     assert [s for s, *_ in la] == [s for s, *_ in lb]
     assert all(abs(x[1] - y[1]) < 1e-4 for x, y in zip(la, lb))
     point = KillPoint(1, f"arcpipe.train.step {kill_step}", "kill")
-    phase = f"train, 2 gloo ranks, {board} boards" + (", issue-20 options" if options else "")
+    phase = f"train, 2 gloo ranks, {board} boards{label}"
     report_recovered(phase, point, seed, resumed_from=kill_step - 1)
 
 
@@ -378,15 +424,20 @@ distributed.teardown()
 """
 
 
+# TRM with NorMuon on its hidden matrices (issue 20), embeddings and heads on AdamW.
+TRM_NORMUON = [*FAST, "train.optimizer=normuon", "train.muon_params=hidden"]
+
+
 @pytest.mark.slow
-def test_two_gloo_ranks_keep_identical_urm_weights_with_muon(
-    sample_dataset: Path, tmp_path: Path
+@pytest.mark.parametrize("recipe", [URM_MUON, TRM_NORMUON], ids=["urm-muon", "trm-normuon"])
+def test_two_gloo_ranks_keep_identical_weights_with_muon(
+    sample_dataset: Path, tmp_path: Path, recipe: list[str]
 ) -> None:
     """Every rank applies Muon to the same all-reduced gradient: the same weights, bit for bit,
     bfloat16 conv filters included; and the same as one process to float tolerance."""
     script = tmp_path / "rank_weights.py"
     script.write_text(RANK_WEIGHTS)
-    sets = [*URM_MUON, "train.global_batch_size=8", "train.ema=false"]
+    sets = [*recipe, "train.global_batch_size=8", "train.ema=false"]
     (tmp_path / "ddp").mkdir()
     proc = torchrun([str(script), str(sample_dataset), str(tmp_path / "ddp"), *sets], 29700)
     assert proc.returncode == 0, proc.stderr[-3000:]
