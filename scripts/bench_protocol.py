@@ -114,11 +114,36 @@ def prepare(set_name: str, arm: Arm, data_root: Path, work: Path) -> Path:
         targets = task_ids(f"set_{set_name.lower()}")
         _copy_tasks(data_root / SOURCES[set_name], targets, sources / "targets", True)
     b = dict(arm.build)
+    check_no_leak(set_name, data_root, sources, b["build.canvas"])
     options = BuildOptions(
-        num_aug=b["build.num_aug"], canvas=b["build.canvas"], translate=b["build.translate"]
+        num_aug=b["build.num_aug"],
+        canvas=b["build.canvas"],
+        translate=b["build.translate"],
+        leakage="allow",  # input-only matches; check_no_leak has ruled out real leaks
     )
     build_arc_dataset([sources / "train"], sources / "targets", data, options, quiet=True)
     return data
+
+
+def check_no_leak(set_name: str, data_root: Path, sources: Path, canvas: int) -> None:
+    """build-data's leakage guard on the set with the targets' test outputs known: none of them
+    may be among the pairs trained on (a refusal is a bug in the set).
+
+    The build itself holds the outputs out, so its guard can fingerprint the test inputs alone
+    and takes an input shared with a demonstration of another task for a leak (set A: two 2x2 or
+    3x3 inputs); with the outputs known those are not leaks, and the build allows them.
+    """
+    from arcpipe.data.build import BuildOptions, gather_tasks
+    from arcpipe.errors import ArcpipeError
+
+    known = sources / "targets-with-outputs"  # for this check only
+    if not known.exists():
+        targets = task_ids(f"set_{set_name.lower()}")
+        _copy_tasks(data_root / SOURCES[set_name], targets, known, False)
+    try:
+        gather_tasks([sources / "train"], known, BuildOptions(num_aug=0, canvas=canvas))
+    except ArcpipeError as error:
+        raise SystemExit(f"set {set_name} leaks: {error}") from None
 
 
 def _copy_tasks(folder: Path, ids: list[str], into: Path, hold_out: bool) -> None:
