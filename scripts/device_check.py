@@ -250,7 +250,7 @@ def sizes(args: argparse.Namespace) -> dict:
 
 
 def part_data(args: argparse.Namespace, results: Results) -> None:
-    from arcpipe.arc.presets import resolve_preset
+    from arcpipe.arc.presets import PRESET_LEAKAGE, resolve_preset
     from arcpipe.data.build import BuildOptions, build_arc_dataset
     from arcpipe.data.dataset import Dataset
 
@@ -260,7 +260,11 @@ def part_data(args: argparse.Namespace, results: Results) -> None:
         start = time.perf_counter()
         out = args.work / f"arc1-{name}"
         build_arc_dataset(
-            sources.train, sources.eval, out, BuildOptions(num_aug=num_aug), quiet=True
+            sources.train,
+            sources.eval,
+            out,
+            BuildOptions(num_aug=num_aug, leakage=PRESET_LEAKAGE),
+            quiet=True,
         )
         dataset = Dataset.open(out)
         results.add(
