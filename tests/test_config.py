@@ -16,10 +16,12 @@ def test_every_shipped_config_loads() -> None:
     names = shipped_configs()
     assert {"tiny", "arc1", "arc2", "sudoku_mlp", "maze", "kaggle_posttrain"} <= set(names)
     assert {"urm_arc1", "urm_arc2", "urm_sudoku", "urm_tiny", "kaggle_posttrain_urm"} <= set(names)
+    assert "cpu" in names
     for name in names:
         config = load_config(name)
         assert isinstance(config, Config), name
-        assert config.model.family == ("urm" if name.startswith("urm") else "trm"), name
+        urm = name.startswith("urm") or name == "cpu"
+        assert config.model.family == ("urm" if urm else "trm"), name
 
 
 def test_urm_recipes_have_the_reference_scripts_effective_settings() -> None:
@@ -105,7 +107,22 @@ def test_bad_overrides_are_clear_errors(override: str, message: str) -> None:
 def test_a_task_table_needs_puzzle_embeddings_and_recipes_keep_the_reference_table() -> None:
     with pytest.raises(ArcpipeError, match="puzzle_table = task needs puzzle embeddings"):
         load_config("tiny", ["model.puzzle_table=task", "model.puzzle_emb_dim=0"])
-    assert all(load_config(name).model.puzzle_table == "variant" for name in shipped_configs())
+    reference = [name for name in shipped_configs() if name != "cpu"]
+    assert all(load_config(name).model.puzzle_table == "variant" for name in reference)
+
+
+def test_the_cpu_recipe_is_urm_tiny_with_the_options_the_protocol_measured() -> None:
+    """The protocol (docs/benchmarks.md) ran urm_tiny with these four overrides."""
+    measured = load_config(
+        "urm_tiny",
+        [
+            "model.board=boxed",
+            "model.puzzle_table=task",
+            "train.optimizer=normuon",
+            "train.muon_params=hidden",
+        ],
+    )
+    assert dataclasses.replace(load_config("cpu"), description=measured.description) == measured
 
 
 def test_unknown_recipe_and_bad_toml(tmp_path: Path) -> None:
