@@ -249,9 +249,7 @@ def view_rows(dataset: Dataset, split: str, views: int = 0, num_variants: int = 
 
 def variant_rank(dataset: Dataset, split: str, rows: np.ndarray) -> np.ndarray:
     """int64 [N] each row's variant index within its task (0: the original)."""
-    variant = np.asarray(dataset.examples(split)[rows, 0])
-    first_variant = np.array([t.first_variant for t in dataset.tasks])
-    return variant - first_variant[np.asarray(dataset.arrays["variants"])[variant, 0]]
+    return dataset.variant_index(dataset.examples(split)[rows, 0])
 
 
 def predict_candidates(

@@ -201,6 +201,12 @@ class Dataset:
         colours = np.asarray(self.arrays["colours"][which], dtype=np.int64)
         return variants[:, 0], np.concatenate([variants[:, 1:2], colours], axis=1)
 
+    def variant_index(self, variants: np.ndarray) -> np.ndarray:
+        """int64, each variant's index within its task (0: the original; build order)."""
+        first = np.array([t.first_variant for t in self.tasks], dtype=np.int64)
+        variants = np.asarray(variants, dtype=np.int64)
+        return variants - first[np.asarray(self.arrays["variants"])[variants, 0]]
+
     def examples(self, split: str) -> np.ndarray:
         """int32 [N, 4] example records of ``split``: (variant, pair, row offset, col offset)."""
         if split not in self.splits:

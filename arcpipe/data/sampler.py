@@ -107,8 +107,7 @@ class TrainSampler:
         if tasks is not None:
             keep &= np.isin(tasks_of, tasks)
         if num_variants > 0:
-            first = np.array([t.first_variant for t in dataset.tasks], dtype=np.int64)
-            keep &= self.variant_ids - first[tasks_of] < num_variants
+            keep &= dataset.variant_index(self.variant_ids) < num_variants
         if not keep.all():
             self.variant_ids, self.variant_start = self.variant_ids[keep], self.variant_start[keep]
             self.variant_count, tasks_of = self.variant_count[keep], tasks_of[keep]

@@ -87,9 +87,7 @@ def test_same_seed_same_batches_and_resume_continues_identically(dataset) -> Non
 
 def variant_ranks(dataset: Dataset, rows: np.ndarray) -> np.ndarray:
     """Each row's variant index within its task (0: the original)."""
-    variants = np.asarray(dataset.examples("train"))[rows, 0]
-    first = np.array([t.first_variant for t in dataset.tasks])
-    return variants - first[np.asarray(dataset.arrays["variants"])[variants, 0]]
+    return dataset.variant_index(np.asarray(dataset.examples("train"))[rows, 0])
 
 
 @pytest.mark.parametrize("board", ["full", "boxed"])
