@@ -444,6 +444,13 @@ def _print_training_note(data: Path) -> None:
     "every batch).",
 )
 @click.option("--halt-early", is_flag=True, help="Stop a view once its q_halt says halt.")
+@click.option(
+    "--supervision-steps",
+    default=0,
+    show_default=True,
+    help="Supervision steps (N_sup) each view runs; 0: the run's own. More than the run trained "
+    "with recurses further at test time.",
+)
 @click.option("--batch-size", default=0, help="Views per batch (default 64 on GPU, 8 on CPU).")
 @click.option(
     "--candidates",
@@ -471,6 +478,7 @@ def predict(
     max_cpu_time,
     sync_every,
     halt_early,
+    supervision_steps,
     batch_size,
     candidates,
     vote_rule,
@@ -494,6 +502,7 @@ def predict(
             max_cpu_time=parse_duration(max_cpu_time),
             sync_seconds=parse_duration(sync_every),
             halt_early=halt_early,
+            supervision_steps=supervision_steps,
             batch_size=batch_size,
             candidates=candidates,
             vote_rule=vote_rule,

@@ -336,6 +336,8 @@ class PredictOptions:
     max_time: float | None = None  # seconds
     max_cpu_time: float | None = None  # seconds of this process's CPU time (all threads)
     halt_early: bool = False
+    # N_sup at inference: supervision steps each view runs; 0: the run's own (the reference)
+    supervision_steps: int = 0
     batch_size: int = 0  # 0: 64 on GPU, 8 on CPU
     candidates: Path | None = None  # default: next to the submission
     vote_rule: str = "count"
@@ -465,6 +467,8 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     _check_options(options)
     ckpt = load_checkpoint(resolve_checkpoint(options.run, options.checkpoint))
     model = inference_model(ckpt, dataset, topo.device)  # refused before anything is written
+    if options.supervision_steps:
+        model.config.supervision_steps = options.supervision_steps
     layout = Layout(dataset, ckpt.config.model.board)
     test_inputs = target_test_inputs(dataset)
     expected = {t: len(g) for t, g in test_inputs.items()}
@@ -558,6 +562,8 @@ def _check_options(options: PredictOptions) -> None:
         raise ArcpipeError("--attempts must be >= 1")
     if options.cross_view_k < 0:
         raise ArcpipeError("--cross-view-k must be >= 0")
+    if options.supervision_steps < 0:
+        raise ArcpipeError("--supervision-steps must be >= 0")
     if options.vote_rule in CROSS_VIEW_RULES and options.cross_view_k == 0:
         raise ArcpipeError(f"--vote-rule {options.vote_rule} needs --cross-view-k >= 1")
 

@@ -20,6 +20,9 @@ Budgets (``--budget``):
 
 Arms are ``NAME=RECIPE[,key=value...]``: ``build.canvas``, ``build.num_aug`` and
 ``build.translate`` change the dataset (built once per set and build, cached under ``--work``),
+``predict.OPTION=VALUE`` passes ``--OPTION VALUE`` to ``arcpipe predict``
+(``predict.vote_rule=poe``, ``predict.supervision_steps=4``), ``from=ARM`` predicts from ARM's
+trained run of the same set, seed and budget instead of training (it must have run first), and
 every other key is a ``--set`` override. Results go to ``--results`` (JSON lines); a run already
 there is not run again, so an interrupted matrix continues where it stopped.
 
@@ -65,18 +68,21 @@ ALL = 10**6  # pass@ALL: the answer anywhere among the candidates
 
 @dataclass(frozen=True)
 class Arm:
-    """A named way to train: a recipe, its overrides and the dataset build it expects."""
+    """A named way to train and predict: a recipe, its overrides, the dataset build it expects,
+    ``arcpipe predict`` options, and optionally another arm whose trained run it predicts from."""
 
     name: str
     recipe: str
     overrides: tuple[str, ...]
     build: tuple[tuple[str, object], ...]
+    predict: tuple[str, ...] = ()
+    trained_by: str | None = None
 
     @staticmethod
     def parse(spec: str) -> Arm:
         name, _, rest = spec.partition("=")
         recipe, *items = rest.split(",")
-        build, overrides = dict(BUILD), []
+        build, overrides, predict, trained_by = dict(BUILD), [], [], None
         for item in items:
             key, _, value = item.partition("=")
             if key.startswith("build."):
@@ -84,9 +90,16 @@ class Arm:
                     raise SystemExit(f"unknown build option {key} (known: {', '.join(BUILD)})")
                 is_flag = isinstance(BUILD[key], bool)
                 build[key] = value.lower() in ("1", "true") if is_flag else int(value)
+            elif key.startswith("predict."):
+                predict += ["--" + key.removeprefix("predict.").replace("_", "-"), value]
+            elif key == "from":
+                trained_by = value
             else:
                 overrides.append(item)
-        return Arm(name or recipe, recipe, tuple(overrides), tuple(sorted(build.items())))
+        build_items = tuple(sorted(build.items()))
+        return Arm(
+            name or recipe, recipe, tuple(overrides), build_items, tuple(predict), trained_by
+        )
 
     def build_name(self) -> str:
         b = dict(self.build)
@@ -168,6 +181,13 @@ def run_process(args: list[str], threads: int, log: Path) -> tuple[float, float,
     return time.monotonic() - start, usage.ru_utime + usage.ru_stime, proc.returncode
 
 
+TRAIN_KEYS = ("train_wall", "train_cpu", "steps", "train_exact", "train_cells", "lm_loss")
+
+
+def result_key(row: dict) -> tuple:
+    return row["set"], row["arm"], row["seed"], row["budget"]
+
+
 def train_metrics(run: Path) -> dict:
     """Training exact and cell accuracy (count-weighted) and lm loss over the last 10% of the
     logged steps, and the steps reached."""
@@ -210,25 +230,25 @@ def run_one(arm: Arm, set_name: str, seed: int, args, data: Path) -> dict:
     log = run / "log.txt"
     threads = 2 if args.budget == "wall" else 1
     threads = args.threads or threads
-    sets = [f"train.seed={seed}", *arm.overrides]
-    train_limit = (
-        ["--max-time", f"{args.train_wall}s"]
-        if args.budget == "wall"
-        else ["--max-cpu-time", f"{args.train_cpu}s"]
-    )
-    train_args = ["train", "--data", str(data), "--config", arm.recipe, "--out", str(run / "run")]
-    train_args += [a for s in sets for a in ("--set", s)] + train_limit + ["--quiet"]
-    train_wall, train_cpu, status = run_process(train_args, threads, log)
-    if status:
-        raise SystemExit(f"{tag}: training failed, see {log}")
+    if arm.trained_by:  # predict from another arm's trained run (same set, seed and budget)
+        trained = args.work / "runs" / f"{set_name}-{arm.trained_by}-seed{seed}-{args.budget}"
+        key = (set_name, arm.trained_by, seed, args.budget)
+        rows = [r for r in load_results(args.results) if result_key(r) == key]
+        if not rows or not (trained / "run" / "last").exists():
+            raise SystemExit(f"{tag}: arm {arm.trained_by} has no trained run for this seed yet")
+        train_row = {k: rows[-1][k] for k in TRAIN_KEYS}
+    else:
+        trained = run
+        train_row = train(arm, seed, args, data, run, threads, log)
     predict_limit = (
         ["--max-time", f"{args.predict_wall}s"]
         if args.budget == "wall"
         else ["--max-cpu-time", f"{args.predict_cpu}s"]
     )
     submission = run / "submission.json"
-    predict_args = ["predict", "--run", str(run / "run"), "--checkpoint", "last"]
+    predict_args = ["predict", "--run", str(trained / "run"), "--checkpoint", "last"]
     predict_args += ["--data", str(data), "--attempts", "2", "--out", str(submission), "--quiet"]
+    predict_args += arm.predict
     predict_wall, predict_cpu, status = run_process(predict_args + predict_limit, threads, log)
     if status:
         raise SystemExit(f"{tag}: prediction failed, see {log}")
@@ -242,9 +262,7 @@ def run_one(arm: Arm, set_name: str, seed: int, args, data: Path) -> dict:
         "seed": seed,
         "budget": args.budget,
         "threads": threads,
-        **train_metrics(run / "run"),
-        "train_wall": train_wall,
-        "train_cpu": train_cpu,
+        **train_row,
         "predict_wall": predict_wall,
         "predict_cpu": predict_cpu,
         "views": views,
@@ -254,8 +272,27 @@ def run_one(arm: Arm, set_name: str, seed: int, args, data: Path) -> dict:
     }
 
 
+def train(arm: Arm, seed: int, args, data: Path, run: Path, threads: int, log: Path) -> dict:
+    """Train ``arm`` from ``seed`` into ``run / "run"``; its training seconds and metrics."""
+    sets = [f"train.seed={seed}", *arm.overrides]
+    train_limit = (
+        ["--max-time", f"{args.train_wall}s"]
+        if args.budget == "wall"
+        else ["--max-cpu-time", f"{args.train_cpu}s"]
+    )
+    train_args = ["train", "--data", str(data), "--config", arm.recipe, "--out", str(run / "run")]
+    train_args += [a for s in sets for a in ("--set", s)] + train_limit + ["--quiet"]
+    train_wall, train_cpu, status = run_process(train_args, threads, log)
+    if status:
+        raise SystemExit(f"{run.name}: training failed, see {log}")
+    return {"train_wall": train_wall, "train_cpu": train_cpu, **train_metrics(run / "run")}
+
+
 def arm_spec(arm: Arm) -> str:
-    return ",".join([arm.recipe, *arm.overrides, *(f"{k}={v}" for k, v in arm.build)])
+    predict = [f"predict.{a[2:].replace('-', '_')}={v}" for a, v in zip(*[iter(arm.predict)] * 2)]
+    trained_by = [f"from={arm.trained_by}"] if arm.trained_by else []
+    build = [f"{k}={v}" for k, v in arm.build]
+    return ",".join([arm.recipe, *arm.overrides, *build, *predict, *trained_by])
 
 
 def load_results(path: Path) -> list[dict]:

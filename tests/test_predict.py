@@ -339,6 +339,31 @@ def test_post_training_a_boxed_model_refuses_a_dataset_without_boxes(
     assert "Traceback" not in result.output and not post.exists()
 
 
+def test_supervision_steps_option_recurses_further_at_test_time(
+    trained_run, sample_dataset, tmp_path, monkeypatch
+) -> None:
+    """--supervision-steps N runs every view N supervision steps, not the run's N_sup (2)."""
+    steps_run: list[np.ndarray] = []
+
+    def recording(*args, **kwargs):
+        out = run_views(*args, **kwargs)
+        steps_run.append(out.steps)
+        return out
+
+    monkeypatch.setattr(predict_module, "run_views", recording)
+    for option, expected in ((), 2), (("--supervision-steps", "5"), 5):
+        steps_run.clear()
+        out = tmp_path / f"s{expected}.json"
+        result = CliRunner().invoke(main, predict_args(trained_run, sample_dataset, out, *option))
+        assert result.exit_code == 0, result.output
+        assert np.concatenate(steps_run).tolist() == [expected] * len(
+            Dataset.open(sample_dataset).examples("test")
+        )
+    bad = ("--supervision-steps", "-1")
+    refused = CliRunner().invoke(main, predict_args(trained_run, sample_dataset, out, *bad))
+    assert refused.exit_code == 2 and "--supervision-steps must be >= 0" in refused.stderr
+
+
 def test_sigmoid_q_halt_is_taken_in_float64(trained_run, sample_dataset) -> None:
     """The reference's evaluator computes sigmoid(q_halt.double()); float32 would round to 1."""
     dataset = Dataset.open(sample_dataset)
