@@ -153,6 +153,10 @@ class TrainConfig:
     # K: train on the first K variants of each task (the original first), and evaluate and predict
     # their views only; 0: every variant the dataset holds (the reference)
     num_variants: int = 0
+    # Each training example seen through a fresh uniformly random augmentation (dihedral, colour
+    # permutation, translation when the dataset has it) instead of its stored variant's, so a
+    # task is trained on up to 8 x 9! views, not its build's few; needs model.puzzle_table = task
+    fresh_augmentations: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("train.lr_schedule", self.lr_schedule, ("constant", "cosine"))

@@ -74,6 +74,29 @@ def dihedral_source(d: int, i: int, j: int, h: int, w: int) -> tuple[int, int]:
     return h - 1 - j, w - 1 - i
 
 
+@dataclass(frozen=True)
+class Augmentations:
+    """One augmentation per example, chosen at training time instead of its stored variant's
+    (``train.fresh_augmentations``): dihedral ids int64 [B], colour maps uint8 [B, 10]
+    (``colours[:, 0] == 0``) and (row, column) offsets int64 [B, 2] on the canvas."""
+
+    dihedrals: np.ndarray
+    colours: np.ndarray
+    offsets: np.ndarray
+
+    def rows(self, index: slice | np.ndarray) -> Augmentations:
+        return Augmentations(self.dihedrals[index], self.colours[index], self.offsets[index])
+
+
+def random_transforms(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` uniform augmentations: dihedral ids int64 [n] and colour maps uint8 [n, 10] (colour
+    0 fixed, 1-9 permuted)."""
+    dihedrals = rng.integers(0, NUM_DIHEDRAL, size=n)
+    colours = np.zeros((n, 10), dtype=np.uint8)
+    colours[:, 1:] = rng.permuted(np.tile(np.arange(1, 10, dtype=np.uint8), (n, 1)), axis=1)
+    return dihedrals, colours
+
+
 def random_colours(rng: np.random.Generator) -> np.ndarray:
     """A colour map of 0..9 with 0 fixed and 1..9 permuted uniformly."""
     return np.concatenate([[0], rng.permutation(np.arange(1, 10))]).astype(np.uint8)

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from arcpipe.arc.augment import Transform
+from arcpipe.arc.augment import Augmentations, Transform
 from arcpipe.arc.encode import encode_examples
 from arcpipe.errors import ArcpipeError
 from arcpipe.fsutil import file_digest, write_json_atomic
@@ -188,16 +188,21 @@ class Dataset:
             )
         return len(self.tasks)
 
-    def task_augmentations(self, split: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def task_augmentations(
+        self, split: str, rows: np.ndarray, fresh: Augmentations | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The task-shared puzzle rows of examples ``rows`` of ``split`` and their augmentations.
 
         Returns:
             task indices int64 [B] (the rows of a task table), and int64 [B, 11] augmentations:
-            each example's variant's dihedral id, then its colour map (colour ``c`` appears as
-            column ``1 + c``).
+            each example's dihedral id, then its colour map (colour ``c`` appears as column
+            ``1 + c``): its variant's, or ``fresh``'s.
         """
         which = np.asarray(self.examples(split)[np.asarray(rows)])[:, 0]
         variants = np.asarray(self.arrays["variants"][which], dtype=np.int64)
+        if fresh is not None:
+            codes = np.concatenate([fresh.dihedrals[:, None], fresh.colours], axis=1)
+            return variants[:, 0], codes.astype(np.int64)
         colours = np.asarray(self.arrays["colours"][which], dtype=np.int64)
         return variants[:, 0], np.concatenate([variants[:, 1:2], colours], axis=1)
 
@@ -213,18 +218,33 @@ class Dataset:
             raise ArcpipeError(f"has no '{split}' split", file=self.path)
         return self.splits[split]
 
-    def encode(self, split: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Encode examples ``rows`` of ``split``.
+    def records(
+        self, split: str, rows: np.ndarray, fresh: Augmentations | None = None
+    ) -> np.ndarray:
+        """int32 [B, 4] records of examples ``rows`` of ``split``, at ``fresh``'s offsets if
+        given."""
+        records = np.array(self.examples(split)[np.asarray(rows)])
+        if fresh is not None:
+            records[:, 2:4] = fresh.offsets
+        return records
+
+    def encode(
+        self, split: str, rows: np.ndarray, fresh: Augmentations | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Encode examples ``rows`` of ``split`` (seen through ``fresh`` if given).
 
         Returns:
             inputs uint8 [B, seq_len], labels uint8 [B, seq_len] (PAD where unsupervised),
             puzzle_ids int32 [B].
         """
-        records = np.asarray(self.examples(split)[np.asarray(rows)])
-        return self.encode_records(records)
+        return self.encode_records(self.records(split, rows, fresh), fresh)
 
-    def encode_records(self, records: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Encode example records (int32 [B, 4]) directly; see :meth:`encode`."""
+    def encode_records(
+        self, records: np.ndarray, fresh: Augmentations | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Encode example records (int32 [B, 4]) directly; see :meth:`encode`. ``fresh``: the
+        dihedral ids and colour maps to use instead of the variants' (the offsets are the
+        records')."""
         which = records[:, 0]
         variants = np.asarray(self.arrays["variants"][which])
         n = len(records)
@@ -233,14 +253,16 @@ class Dataset:
             np.asarray(self.arrays[name][which]) if name in self.arrays else identity
             for name in PERMUTATIONS
         )
+        dihedrals = variants[:, 1] if fresh is None else fresh.dihedrals
+        colours = np.asarray(self.arrays["colours"][which]) if fresh is None else fresh.colours
         inputs = np.empty((n, self.seq_len), dtype=np.uint8)
         labels = np.empty((n, self.seq_len), dtype=np.uint8)
         encode_examples(
             self.arrays["cells"],
             self.arrays["grids"],
             self.arrays["pairs"],
-            variants[:, 1],
-            np.asarray(self.arrays["colours"][which]),
+            np.ascontiguousarray(dihedrals, dtype=variants.dtype),
+            np.ascontiguousarray(colours, dtype=np.uint8),
             np.ascontiguousarray(row_perms),
             np.ascontiguousarray(col_perms),
             records[:, 1],

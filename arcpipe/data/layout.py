@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from arcpipe.arc.augment import NUM_DIHEDRAL, transposes
+from arcpipe.arc.augment import NUM_DIHEDRAL, Augmentations, transposes
 from arcpipe.arc.encode import COLOUR_OFFSET, PAD, crop_shape, tokens_to_grid
 from arcpipe.errors import ArcpipeError
 
@@ -276,15 +276,19 @@ class Layout:
             out += [(mine[i : i + size], bucket) for i in range(0, len(mine), size)]
         return out
 
-    def _records(self, split: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The example records of ``rows``, their tasks and their dihedral ids."""
-        records = np.asarray(self.dataset.examples(split)[np.asarray(rows)])
+    def _records(
+        self, split: str, rows: np.ndarray, fresh: Augmentations | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The example records of ``rows`` (at ``fresh``'s offsets), their tasks and their
+        dihedral ids (the variants', or ``fresh``'s)."""
+        records = self.dataset.records(split, rows, fresh)
         variants = np.asarray(self.dataset.arrays["variants"][records[:, 0]])
-        return records, variants[:, 0].astype(np.int64), variants[:, 1]
+        dihedrals = variants[:, 1] if fresh is None else fresh.dihedrals
+        return records, variants[:, 0].astype(np.int64), dihedrals
 
-    def boxes(self, split: str, rows: np.ndarray) -> np.ndarray:
-        """Each example's box in its variant's frame, int64 [B, 2] (the canvas for ``full``)."""
-        _, tasks, dihedrals = self._records(split, rows)
+    def boxes(self, split: str, rows: np.ndarray, fresh: Augmentations | None = None) -> np.ndarray:
+        """Each example's box in its view's frame, int64 [B, 2] (the canvas for ``full``)."""
+        _, tasks, dihedrals = self._records(split, rows, fresh)
         if not self.boxed:
             return np.full((len(tasks), 2), self.canvas, dtype=np.int64)
         return view_boxes(
@@ -292,20 +296,21 @@ class Layout:
         )
 
     def encode(
-        self, split: str, rows: np.ndarray, length: int
+        self, split: str, rows: np.ndarray, length: int, fresh: Augmentations | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Boxed boards of examples ``rows``, ``length`` cells each (fillers after the box).
+        """Boxed boards of examples ``rows`` (seen through ``fresh`` if given), ``length`` cells
+        each (fillers after the box).
 
         Returns:
             inputs, labels (PAD where unsupervised, fillers included) uint8 [B, length],
             puzzle ids int32 [B], canvas positions int64 [B, length] (:data:`FILLER` for fillers).
         """
-        records, _, dihedrals = self._records(split, rows)
-        boxes = self.boxes(split, rows)
+        records, _, dihedrals = self._records(split, rows, fresh)
+        boxes = self.boxes(split, rows, fresh)
         extents = view_extents(self.dataset, records[:, 1], dihedrals)
         shifted = records.copy()
         shifted[:, 2:4] = boxed_offsets(records[:, 2:4], extents, boxes, self.canvas)
-        inputs, labels, puzzle_ids = self.dataset.encode_records(shifted)  # full canvases
+        inputs, labels, puzzle_ids = self.dataset.encode_records(shifted, fresh)  # full canvases
         positions = box_positions(boxes, shifted[:, 2:4], self.canvas, length)
         cells = np.maximum(positions, 0)
         filler = positions == FILLER

@@ -24,6 +24,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from arcpipe.arc.augment import Augmentations, random_transforms
 from arcpipe.arc.encode import IGNORE, PAD
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.layout import (
@@ -33,6 +34,7 @@ from arcpipe.data.layout import (
     bucket_of,
     padding_overhead,
     plan_buckets,
+    view_extents,
 )
 
 _BUCKET_STREAM = 0xB0C  # seeds the per-step choice of a bucket
@@ -236,6 +238,21 @@ class BucketedSampler:
             sampler.load_state_dict(saved)
 
 
+def draw_augmentations(
+    dataset: Dataset, split: str, rows: np.ndarray, rng: np.random.Generator
+) -> Augmentations:
+    """A uniformly random augmentation for each example of ``rows``: dihedral transform, colour
+    permutation and, for a dataset built with translation, an offset that keeps the pair on the
+    canvas (uniform over ``[0, canvas - extent]`` per axis, as the build draws them)."""
+    dihedrals, colours = random_transforms(rng, len(rows))
+    offsets = np.zeros((len(rows), 2), dtype=np.int64)
+    if dataset.manifest.get("options", {}).get("translate", False):
+        pairs = np.asarray(dataset.examples(split)[np.asarray(rows)])[:, 1]
+        room = dataset.canvas - view_extents(dataset, pairs, dihedrals) + 1
+        offsets = np.floor(rng.random((len(rows), 2)) * room).astype(np.int64)
+    return Augmentations(dihedrals, colours, offsets)
+
+
 def encode_batch(
     dataset: Dataset,
     split: str,
@@ -243,24 +260,28 @@ def encode_batch(
     layout: Layout | None = None,
     bucket: Bucket | None = None,
     puzzle_table: str = "variant",
+    fresh: Augmentations | None = None,
 ) -> Batch:
     """Encode example ``rows`` as model tensors (PAD labels become IGNORE).
 
     Full boards without a boxed ``layout``; with one, boards of ``bucket.length`` cells with
     their positions, and a filler mask when the bucket is masked. ``puzzle_table = "task"``:
-    each example's puzzle row is its task's, and its augmentation comes with it.
+    each example's puzzle row is its task's, and its augmentation comes with it. ``fresh``: each
+    example seen through this augmentation instead of its variant's (a task table only).
     """
     positions = mask = augmentation = None
     if layout is None or not layout.boxed:
-        inputs, labels, puzzle_ids = dataset.encode(split, rows)
+        inputs, labels, puzzle_ids = dataset.encode(split, rows, fresh)
     else:
-        inputs, labels, puzzle_ids, cells = layout.encode(split, rows, bucket.length)
+        inputs, labels, puzzle_ids, cells = layout.encode(split, rows, bucket.length, fresh)
         positions = torch.from_numpy(cells)
         if bucket.masked:
             mask = positions != FILLER
     if puzzle_table == "task":
-        puzzle_ids, codes = dataset.task_augmentations(split, rows)
+        puzzle_ids, codes = dataset.task_augmentations(split, rows, fresh)
         augmentation = torch.from_numpy(codes)
+    elif fresh is not None:
+        raise ValueError("fresh augmentations need a task table (a variant's row is its own)")
     labels = torch.from_numpy(labels.astype(np.int64))
     labels[labels == PAD] = IGNORE
     return Batch(

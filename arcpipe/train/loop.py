@@ -25,7 +25,7 @@ from arcpipe.config import Config, resumed_config, save_config
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.layout import Layout
 from arcpipe.data.leakage import training_note
-from arcpipe.data.sampler import BucketedSampler, encode_batch
+from arcpipe.data.sampler import BucketedSampler, draw_augmentations, encode_batch
 from arcpipe.errors import ArcpipeError
 from arcpipe.export import load_init_source
 from arcpipe.fsutil import cannot_write, write_bytes_atomic
@@ -53,6 +53,8 @@ from arcpipe.train.ema import EMA
 from arcpipe.train.evaluate import eval_split, evaluate
 from arcpipe.train.losses import step_loss
 from arcpipe.train.optim import lr_factor, make_optimizer
+
+_FRESH_STREAM = 0xF2E5  # seeds each step's fresh augmentations (train.fresh_augmentations)
 
 
 class TrainingDiverged(ArcpipeError):
@@ -102,6 +104,11 @@ class Trainer:
                 f"{topology.world_size} ranks"
             )
         self.local_batch = cfg.global_batch_size // topology.world_size
+        if cfg.fresh_augmentations and self.config.model.puzzle_table != "task":
+            raise ArcpipeError(
+                "train.fresh_augmentations needs model.puzzle_table = task (a per-variant table "
+                "has no row for a view the build did not make)"
+            )
         self.device = topology.device
         self.model = TRM(
             self.config.model,
@@ -151,9 +158,13 @@ class Trainer:
             1, int(cfg.epochs * self.sampler.examples_per_epoch() / cfg.global_batch_size)
         )
 
+    def _mine_span(self) -> tuple[int, int]:
+        """This rank's (start, stop) within the global batch."""
+        return self.topo.rank * self.local_batch, (self.topo.rank + 1) * self.local_batch
+
     def _mine(self, rows):
         """This rank's slice of something laid out over the global batch."""
-        return rows[self.topo.rank * self.local_batch : (self.topo.rank + 1) * self.local_batch]
+        return rows[slice(*self._mine_span())]
 
     # ------------------------------------------------------------------------- one step
 
@@ -164,7 +175,14 @@ class Trainer:
         bucket, rows = self.sampler.next_rows()
         boards = self.sampler.buckets[bucket]
         table = self.config.model.puzzle_table
-        batch = encode_batch(self.dataset, "train", self._mine(rows), self.layout, boards, table)
+        fresh = None
+        if cfg.fresh_augmentations:
+            rng = np.random.default_rng([cfg.seed, _FRESH_STREAM, self.step])
+            fresh = draw_augmentations(self.dataset, "train", rows, rng)
+            fresh = fresh.rows(slice(*self._mine_span()))
+        batch = encode_batch(
+            self.dataset, "train", self._mine(rows), self.layout, boards, table, fresh
+        )
         batch = batch.to(self.device)
         carry = self.carries.get(bucket) or initial_carry(self.model, batch)
         draws = draw_exploration(

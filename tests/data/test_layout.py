@@ -10,6 +10,7 @@ import pytest
 import torch
 from helpers import simple_task, write_task
 
+from arcpipe.arc.augment import Augmentations, Transform
 from arcpipe.arc.encode import COLOUR_OFFSET, EOS, IGNORE, PAD, grid_to_tokens
 from arcpipe.arc.presets import resolve_preset
 from arcpipe.arc.tasks import load_source
@@ -27,7 +28,7 @@ from arcpipe.data.layout import (
     predicted_extent,
     task_box,
 )
-from arcpipe.data.sampler import encode_batch
+from arcpipe.data.sampler import draw_augmentations, encode_batch
 
 # ----------------------------------------------------------------------------- the box rule
 
@@ -199,6 +200,73 @@ def test_full_layout_is_the_canvas(boxed_data: Dataset) -> None:
     batches = layout.batches("train", np.arange(10), 4, max_buckets=6)
     assert [len(c) for c, _ in batches] == [4, 4, 2]
     assert all(b == Bucket(boxed_data.seq_len, False) for _, b in batches)
+
+
+# ----------------------------------------------------------------------------- fresh augmentations
+
+
+def stored_augmentations(dataset: Dataset, split: str, rows: np.ndarray) -> Augmentations:
+    """The augmentations the dataset's own variants give examples ``rows``."""
+    records = np.asarray(dataset.examples(split)[rows])
+    variants = np.asarray(dataset.arrays["variants"])[records[:, 0]]
+    colours = np.asarray(dataset.arrays["colours"])[records[:, 0]]
+    return Augmentations(variants[:, 1].astype(np.int64), colours, records[:, 2:4].astype(np.int64))
+
+
+@pytest.mark.parametrize("board", ["full", "boxed"])
+def test_fresh_augmentations_equal_to_the_variants_encode_as_the_variants_do(
+    boxed_data: Dataset, board: str
+) -> None:
+    layout = Layout(boxed_data, board)
+    rows = np.arange(len(boxed_data.examples("train")))
+    bucket = Bucket(int(layout.row_cells("train", rows).max()), True)
+    stored = encode_batch(boxed_data, "train", rows, layout, bucket, "task")
+    fresh = stored_augmentations(boxed_data, "train", rows)
+    again = encode_batch(boxed_data, "train", rows, layout, bucket, "task", fresh)
+    for name in ("inputs", "labels", "puzzle_ids", "positions", "augmentation"):
+        mine, theirs = getattr(stored, name), getattr(again, name)
+        assert (mine is None and theirs is None) or torch.equal(mine, theirs), name
+
+
+@pytest.mark.parametrize("board", ["full", "boxed"])
+def test_a_fresh_view_is_its_pair_seen_through_the_drawn_augmentation(
+    boxed_data: Dataset, board: str
+) -> None:
+    layout = Layout(boxed_data, board)
+    rows = np.arange(len(boxed_data.examples("train")))
+    fresh = draw_augmentations(boxed_data, "train", rows, np.random.default_rng(3))
+    # Every dihedral, colour maps fixing 0 and permuting 1-9, translations on the canvas.
+    assert set(fresh.dihedrals.tolist()) == set(range(8))
+    assert (fresh.colours[:, 0] == 0).all()
+    assert (np.sort(fresh.colours[:, 1:], axis=1) == np.arange(1, 10)).all()
+    assert (fresh.offsets > 0).any()
+    assert not np.array_equal(
+        fresh.colours, stored_augmentations(boxed_data, "train", rows).colours
+    )
+    bucket = Bucket(int(layout.row_cells("train", rows).max()), True)
+    batch = encode_batch(boxed_data, "train", rows, layout, bucket, "task", fresh)
+    boxes = layout.boxes("train", rows, fresh)
+    canvas = boxed_data.canvas
+    for b, row in enumerate(rows):
+        view = boxed_data.view("train", int(row))
+        task = next(t for t in boxed_data.tasks if t.id == view.task_id)
+        grid_in, grid_out = boxed_data.task_pairs(task)[view.pair_index]
+        transform = Transform(int(fresh.dihedrals[b]), fresh.colours[b])
+        assert batch.augmentation[b].tolist() == [transform.dihedral, *transform.colours.tolist()]
+        assert batch.puzzle_ids[b] == boxed_data.tasks.index(task)
+        inputs, labels = batch.inputs[b].numpy(), batch.labels[b].numpy()
+        labels = np.where(labels == IGNORE, PAD, labels).astype(np.uint8)
+        if board == "full":  # the grid sits at its offset on the canvas
+            r0, c0 = fresh.offsets[b]
+            inputs = inputs.reshape(canvas, canvas)[r0:, c0:].reshape(-1)
+            labels = labels.reshape(canvas, canvas)[r0:, c0:].reshape(-1)
+            shape = (canvas - r0, canvas - c0)
+            inputs, labels = (
+                np.pad(t.reshape(shape), ((0, r0), (0, c0))) for t in (inputs, labels)
+            )
+            inputs, labels = inputs.reshape(-1), labels.reshape(-1)
+        assert np.array_equal(layout.crop(inputs, boxes[b]), transform.view(grid_in)), b
+        assert np.array_equal(layout.crop(labels, boxes[b]), transform.view(grid_out)), b
 
 
 def test_boxed_needs_a_dataset_with_boxes(boxed_data: Dataset, tmp_path: Path) -> None:

@@ -50,8 +50,13 @@ def test_a_step_updates_exactly_the_task_rows_of_its_batch(
     assert min(touched) < len(dataset.tasks)  # some step left some task's row alone
 
 
+FRESH = ["train.fresh_augmentations=true"]
+
+
 @pytest.mark.parametrize(
-    ("model", "board"), [(FAST, "full"), (TINY_URM, "boxed")], ids=["trm-full", "urm-boxed"]
+    ("model", "board"),
+    [(FAST, "full"), (TINY_URM, "boxed"), ([*TINY_URM, *FRESH], "boxed")],
+    ids=["trm-full", "urm-boxed", "urm-boxed-fresh"],
 )
 def test_a_task_table_run_resumes_bit_exactly_from_where_it_stopped(
     sample_dataset: Path, tmp_path: Path, model: list[str], board: str
@@ -177,6 +182,53 @@ def test_a_task_table_checkpoint_holds_a_row_per_task_however_many_variants(
     assert variants > 150
     assert sizes["task"] < 3 * 256 * 4 + 2000  # three rows of float32, and the file's framing
     assert sizes["variant"] > 40 * sizes["task"]
+
+
+def stored_codes(dataset: Dataset) -> set[tuple[int, ...]]:
+    """The (dihedral, colour map) of every variant the build made."""
+    variants, colours = (
+        np.asarray(dataset.arrays["variants"]),
+        np.asarray(dataset.arrays["colours"]),
+    )
+    return {(int(v[1]), *map(int, c)) for v, c in zip(variants, colours)}
+
+
+def codes_trained_on(dataset_path: Path, run: Path, sets: list[str], steps: int) -> list:
+    """The augmentation codes and puzzle rows the network is given over ``steps`` steps."""
+    config = load_config("tiny", [*TASK, *sets])
+    trainer = Trainer(
+        RunOptions(dataset_path, config, run, quiet=True),
+        distributed.setup("cpu"),
+        Dataset.open(dataset_path),
+    )
+    recorder = Recorder(trainer.model)
+    for _ in range(steps):
+        trainer.train_step()
+    return [torch.cat(recorder.ids).tolist(), torch.cat(recorder.codes).tolist()]
+
+
+def test_fresh_augmentations_train_on_views_the_build_did_not_make(
+    sample_dataset: Path, tmp_path: Path
+) -> None:
+    dataset = Dataset.open(sample_dataset)
+    stored = stored_codes(dataset)
+    plain = codes_trained_on(sample_dataset, tmp_path / "a", [], 3)
+    assert {tuple(c) for c in plain[1]} <= stored
+    fresh = codes_trained_on(sample_dataset, tmp_path / "b", FRESH, 3)
+    seen = {tuple(c) for c in fresh[1]}
+    assert len(seen) >= 4 and seen.isdisjoint(stored)  # 8 x 9! views: none is the build's
+    assert fresh[0] == plain[0]  # the same examples of the same tasks, seen anew
+    assert codes_trained_on(sample_dataset, tmp_path / "c", FRESH, 3) == fresh  # deterministic
+    other = codes_trained_on(sample_dataset, tmp_path / "d", [*FRESH, "train.seed=1"], 3)
+    assert other[1] != fresh[1]
+
+
+def test_fresh_augmentations_need_the_task_table(sample_dataset: Path, tmp_path: Path) -> None:
+    sets = [*FAST, *FRESH]
+    result = run_cli(*train_args(sample_dataset, tmp_path / "run", "--max-steps", "1", sets=sets))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "train.fresh_augmentations needs model.puzzle_table = task" in result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_task_table_on_a_sudoku_dataset_is_one_clear_line(tmp_path: Path) -> None:

@@ -144,13 +144,14 @@ def carried_buckets(checkpoint: Path) -> int:
 
 
 # Issue 20's options together: 2D rotary positions, NorMuon on the hidden matrices, the first 2
-# of each task's 4 variants, the task-shared puzzle table.
+# of each task's 4 variants, the task-shared puzzle table, fresh augmentations.
 LEARNING_OPTIONS = [
     "model.pos_encodings=rope2d",
     "train.optimizer=normuon",
     "train.muon_params=hidden",
     "train.num_variants=2",
     "model.puzzle_table=task",
+    "train.fresh_augmentations=true",
 ]
 TASK_TABLE = ["model.puzzle_table=task"]
 # (board, overrides, what the fault sweep's phase adds to its name)
