@@ -84,7 +84,8 @@ class Augmentations:
     colours: np.ndarray
     offsets: np.ndarray
 
-    def rows(self, index: slice | np.ndarray) -> Augmentations:
+    def __getitem__(self, index: slice | np.ndarray) -> Augmentations:
+        """The augmentations of some of the examples (a rank's slice of the global batch)."""
         return Augmentations(self.dihedrals[index], self.colours[index], self.offsets[index])
 
 

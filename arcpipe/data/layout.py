@@ -289,6 +289,9 @@ class Layout:
     def boxes(self, split: str, rows: np.ndarray, fresh: Augmentations | None = None) -> np.ndarray:
         """Each example's box in its view's frame, int64 [B, 2] (the canvas for ``full``)."""
         _, tasks, dihedrals = self._records(split, rows, fresh)
+        return self._view_boxes(tasks, dihedrals)
+
+    def _view_boxes(self, tasks: np.ndarray, dihedrals: np.ndarray) -> np.ndarray:
         if not self.boxed:
             return np.full((len(tasks), 2), self.canvas, dtype=np.int64)
         return view_boxes(
@@ -305,8 +308,8 @@ class Layout:
             inputs, labels (PAD where unsupervised, fillers included) uint8 [B, length],
             puzzle ids int32 [B], canvas positions int64 [B, length] (:data:`FILLER` for fillers).
         """
-        records, _, dihedrals = self._records(split, rows, fresh)
-        boxes = self.boxes(split, rows, fresh)
+        records, tasks, dihedrals = self._records(split, rows, fresh)
+        boxes = self._view_boxes(tasks, dihedrals)
         extents = view_extents(self.dataset, records[:, 1], dihedrals)
         shifted = records.copy()
         shifted[:, 2:4] = boxed_offsets(records[:, 2:4], extents, boxes, self.canvas)

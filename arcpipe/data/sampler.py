@@ -267,7 +267,8 @@ def encode_batch(
     Full boards without a boxed ``layout``; with one, boards of ``bucket.length`` cells with
     their positions, and a filler mask when the bucket is masked. ``puzzle_table = "task"``:
     each example's puzzle row is its task's, and its augmentation comes with it. ``fresh``: each
-    example seen through this augmentation instead of its variant's (a task table only).
+    example seen through this augmentation instead of its variant's (with a task table: the
+    trainer refuses it otherwise).
     """
     positions = mask = augmentation = None
     if layout is None or not layout.boxed:
@@ -280,8 +281,6 @@ def encode_batch(
     if puzzle_table == "task":
         puzzle_ids, codes = dataset.task_augmentations(split, rows, fresh)
         augmentation = torch.from_numpy(codes)
-    elif fresh is not None:
-        raise ValueError("fresh augmentations need a task table (a variant's row is its own)")
     labels = torch.from_numpy(labels.astype(np.int64))
     labels[labels == PAD] = IGNORE
     return Batch(

@@ -158,13 +158,9 @@ class Trainer:
             1, int(cfg.epochs * self.sampler.examples_per_epoch() / cfg.global_batch_size)
         )
 
-    def _mine_span(self) -> tuple[int, int]:
-        """This rank's (start, stop) within the global batch."""
-        return self.topo.rank * self.local_batch, (self.topo.rank + 1) * self.local_batch
-
     def _mine(self, rows):
         """This rank's slice of something laid out over the global batch."""
-        return rows[slice(*self._mine_span())]
+        return rows[self.topo.rank * self.local_batch : (self.topo.rank + 1) * self.local_batch]
 
     # ------------------------------------------------------------------------- one step
 
@@ -178,8 +174,7 @@ class Trainer:
         fresh = None
         if cfg.fresh_augmentations:
             rng = np.random.default_rng([cfg.seed, _FRESH_STREAM, self.step])
-            fresh = draw_augmentations(self.dataset, "train", rows, rng)
-            fresh = fresh.rows(slice(*self._mine_span()))
+            fresh = self._mine(draw_augmentations(self.dataset, "train", rows, rng))
         batch = encode_batch(
             self.dataset, "train", self._mine(rows), self.layout, boards, table, fresh
         )
