@@ -53,7 +53,7 @@ sys.path.insert(0, str(REPO))
 
 from arcpipe.arc.candidates import Candidates  # noqa: E402
 from arcpipe.arc.score import load_solutions  # noqa: E402
-from arcpipe.arc.vote import pass_at_k, vote  # noqa: E402
+from arcpipe.arc.vote import CROSS_VIEW_RULES, RULES, pass_at_k, vote  # noqa: E402
 
 SETS = REPO / "scripts" / "protocol"
 SOURCES = {"A": "arc-agi-1/evaluation", "B": "arc-agi-2/training"}
@@ -100,6 +100,12 @@ class Arm:
         return Arm(
             name or recipe, recipe, tuple(overrides), build_items, tuple(predict), trained_by
         )
+
+    @property
+    def vote_rule(self) -> str:
+        """The vote rule its ``arcpipe predict`` submits with."""
+        options = dict(zip(self.predict[::2], self.predict[1::2]))
+        return options.get("--vote-rule", "count")
 
     def build_name(self) -> str:
         b = dict(self.build)
@@ -208,15 +214,25 @@ def train_metrics(run: Path) -> dict:
     }
 
 
-def held_out_scores(candidates: Path, solutions: dict) -> dict:
-    """Test outputs solved at pass@2 and pass@all, and pass@2 per task."""
-    scores = pass_at_k(vote(Candidates.load(candidates)), solutions, ks=(2, ALL))
+def held_out_scores(candidates: Path, solutions: dict, rule: str) -> dict:
+    """Test outputs solved at pass@2 (by the arm's vote ``rule``, as its submission) and at
+    pass@all, pass@2 per task, and the outputs every other rule would solve at pass@2 from the
+    same candidates (``solved@2_by_rule``; the cross-view rules need cross-view scores)."""
+    c = Candidates.load(candidates)
     outputs = sum(len(v) for v in solutions.values())
+    rules = [r for r in RULES if c.cross_view_k or r not in CROSS_VIEW_RULES]
+    by_rule = {}
+    for r in rules:
+        scores = pass_at_k(vote(c, r), solutions, ks=(2, ALL))
+        by_rule[r] = round(scores["pass@2_outputs"] * outputs)
+        if r == rule:
+            mine = scores
     return {
         "outputs": outputs,
-        "solved@2": round(scores["pass@2_outputs"] * outputs),
-        "solved@all": round(scores[f"pass@{ALL}_outputs"] * outputs),
-        "pass@2_tasks": scores["pass@2"],
+        "solved@2": by_rule[rule],
+        "solved@all": round(mine[f"pass@{ALL}_outputs"] * outputs),
+        "pass@2_tasks": mine["pass@2"],
+        "solved@2_by_rule": by_rule,
     }
 
 
@@ -266,7 +282,7 @@ def run_one(arm: Arm, set_name: str, seed: int, args, data: Path) -> dict:
         "predict_wall": predict_wall,
         "predict_cpu": predict_cpu,
         "views": views,
-        **held_out_scores(submission.with_suffix(".candidates.npz"), solutions),
+        **held_out_scores(submission.with_suffix(".candidates.npz"), solutions, arm.vote_rule),
         "load": os.getloadavg(),
         "finished": time.strftime("%Y-%m-%d %H:%M"),
     }
@@ -347,6 +363,13 @@ def command_table(args) -> None:
     print(HEADER)
     for r in rows:
         print(format_row(r))
+    print("\npass@2 by vote rule, from each run's own candidates:\n")
+    print(f"| set | arm | seed | {' | '.join(RULES)} |\n|---|---|---|{'---|' * len(RULES)}")
+    for r in rows:
+        if "solved@2_by_rule" in r:
+            by = r["solved@2_by_rule"]
+            cells = " | ".join(str(by.get(rule, "-")) for rule in RULES)
+            print(f"| {r['set']} | {r['arm']} | {r['seed']} | {cells} |")
     print("\nmeans over seeds:\n")
     print("| set | arm | budget | seeds | steps | train exact | lm loss | pass@2 | pass@all |")
     print("|---|---|---|---|---|---|---|---|---|")
