@@ -432,7 +432,7 @@ def _print_training_note(data: Path) -> None:
     default=0,
     show_default=True,
     help="Views (augmented variants) per test input; 0: all (a run trained with "
-    "train.num_variants = K: its first K).",
+    "train.num_variants = K and a per-variant puzzle table: its first K).",
 )
 @click.option("--max-time", help="Stop inference after this long and keep the best so far.")
 @click.option("--max-cpu-time", help="Stop inference after this much CPU time of the process.")

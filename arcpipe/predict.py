@@ -232,15 +232,23 @@ def target_task_ids(dataset: Dataset, split: str) -> list[str]:
     return [t.id for t in dataset.tasks if t.role == role]
 
 
-def view_rows(dataset: Dataset, split: str, views: int = 0, num_variants: int = 0) -> np.ndarray:
+def view_rows(
+    dataset: Dataset,
+    split: str,
+    views: int = 0,
+    num_variants: int = 0,
+    puzzle_table: str = "variant",
+) -> np.ndarray:
     """The rows to predict: all of ``split``, or the first ``views`` variants of each task.
 
     ``num_variants`` > 0 (a run trained on the first K variants, ``train.num_variants``) caps
-    ``views`` at K: the later variants' puzzle embeddings were never trained. Variants are in
-    build order (the original first), so the choice is deterministic.
+    ``views`` at K when the run has one ``puzzle_table`` row per variant: the later variants' rows
+    were never trained. A task table does not cap them: every variant trained the task's row and
+    each view's augmentation code is made of the dihedral and colour terms all variants share.
+    Variants are in build order (the original first), so the choice is deterministic.
     """
     count = len(dataset.examples(split))
-    if num_variants > 0:
+    if num_variants > 0 and puzzle_table == "variant":
         views = num_variants if views <= 0 else min(views, num_variants)
     if views <= 0:
         return np.arange(count)
@@ -466,22 +474,25 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     dataset = Dataset.open(options.data)
     _check_options(options)
     ckpt = load_checkpoint(resolve_checkpoint(options.run, options.checkpoint))
+    config = ckpt.config
     model = inference_model(ckpt, dataset, topo.device)  # refused before anything is written
     if options.supervision_steps:
         model.config.supervision_steps = options.supervision_steps
-    layout = Layout(dataset, ckpt.config.model.board)
+    layout = Layout(dataset, config.model.board)
     test_inputs = target_test_inputs(dataset)
     expected = {t: len(g) for t, g in test_inputs.items()}
     candidates_path = options.candidates or options.out.with_suffix(".candidates.npz")
     if topo.is_main and not _holds_valid_submission(options.out, expected, options.attempts):
         fallback = fallback_submission(test_inputs, options.attempts)
         write_submission(options.out, fallback, expected, options.attempts)
-    loss_kind = ckpt.config.train.loss
+    loss_kind = config.train.loss
     batch = options.batch_size or (64 if topo.device.type == "cuda" else 8)
-    rows = view_rows(dataset, "test", options.views, ckpt.config.train.num_variants)
+    rows = view_rows(
+        dataset, "test", options.views, config.train.num_variants, config.model.puzzle_table
+    )
     k = options.cross_view_k
     plan = plan_batches(dataset, "test", rows, batch, topo.world_size, by_test_input=k > 0)
-    plan = bucketed(plan, layout, "test", rows, ckpt.config.train.board_buckets)
+    plan = bucketed(plan, layout, "test", rows, config.train.board_buckets)
     own = plan[topo.rank]
     scorer = make_scorer(dataset, "test", [chunk for chunk, _ in own], k)
     mine: list[Candidates] = []

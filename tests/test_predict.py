@@ -249,17 +249,26 @@ def test_views_option_and_dataset_mismatch(trained_run, sample_dataset, tmp_path
     assert wrong.exit_code == 2 and "belongs to another dataset" in wrong.stderr
 
 
-def test_a_run_on_the_first_k_variants_predicts_their_views_only(sample_dataset, tmp_path) -> None:
-    """train.num_variants = 2: the other variants' puzzle embeddings were never trained, so
-    prediction runs the original and the first augmented view of each test input."""
-    run = train_tiny(sample_dataset, tmp_path / "k2", "full", "train.num_variants=2")
+@pytest.mark.parametrize("table", ["variant", "task"])
+def test_a_run_on_the_first_k_variants_predicts_their_views_only(
+    sample_dataset, tmp_path, table
+) -> None:
+    """train.num_variants = 2 with a per-variant table: the other variants' puzzle embeddings were
+    never trained, so prediction runs the original and the first augmented view of each test
+    input. With a task table every variant trained the task's row, so it runs every view."""
+    sets = ["train.num_variants=2", f"model.puzzle_table={table}"]
+    run = train_tiny(sample_dataset, tmp_path / "k2", "full", *sets)
     out = tmp_path / "s.json"
     assert CliRunner().invoke(main, predict_args(run, sample_dataset, out)).exit_code == 0
     dataset = Dataset.open(sample_dataset)
     candidates = Candidates.load(tmp_path / "s.candidates.npz")
     views = len(candidates) + candidates.meta["malformed"]
-    assert views == 2 * sum(t.num_test for t in dataset.tasks if t.role == "target")
-    assert set(variant_rank(dataset, "test", candidates.view).tolist()) <= {0, 1}
+    ranks = set(variant_rank(dataset, "test", candidates.view).tolist())
+    if table == "variant":
+        assert views == 2 * sum(t.num_test for t in dataset.tasks if t.role == "target")
+        assert ranks <= {0, 1}
+    else:
+        assert views == len(dataset.examples("test")) and len(ranks) > 2
 
 
 def test_evaluation_of_a_run_on_the_first_k_variants_runs_their_views_only(

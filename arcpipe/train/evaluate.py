@@ -62,7 +62,8 @@ def evaluate(
     split = eval_split(dataset, config.eval_split)
     if split is None:
         return {}
-    rows = view_rows(dataset, split, config.eval_views, config.num_variants)
+    table = model.config.puzzle_table
+    rows = view_rows(dataset, split, config.eval_views, config.num_variants, table)
     weights = ema.applied(model) if ema else contextlib.nullcontext()
     batch = config.eval_batch_size or local_batch
     spread = {"rank": topology.rank, "world_size": topology.world_size}
