@@ -465,6 +465,15 @@ def _print_training_note(data: Path) -> None:
     help="Score each test input's top K grids (by count) under all its views, for the poe "
     "rules; 0: no cross-view scores (views then go strictly variant by variant).",
 )
+@click.option(
+    "--adapt-steps",
+    type=int,
+    help="Test-time training first: continue the run this many steps on the target tasks' "
+    "demonstrations (the run's own recipe), then predict with the adapted network. Counts "
+    "toward --max-time / --max-cpu-time.",
+)
+@click.option("--adapt-time", help="Test-time training for at most this long (wall).")
+@click.option("--adapt-cpu-time", help="Test-time training for at most this much CPU time.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True)
 def predict(
@@ -483,6 +492,9 @@ def predict(
     candidates,
     vote_rule,
     cross_view_k,
+    adapt_steps,
+    adapt_time,
+    adapt_cpu_time,
     device,
     quiet,
 ) -> None:
@@ -507,6 +519,9 @@ def predict(
             candidates=candidates,
             vote_rule=vote_rule,
             cross_view_k=cross_view_k,
+            adapt_steps=adapt_steps,
+            adapt_time=parse_duration(adapt_time),
+            adapt_cpu_time=parse_duration(adapt_cpu_time),
             device=device,
             quiet=quiet,
         )

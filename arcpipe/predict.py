@@ -29,6 +29,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -59,6 +60,9 @@ from arcpipe.train.checkpoint import (
 from arcpipe.train.distributed import broadcast_object, gather_objects, teardown
 from arcpipe.train.distributed import setup as setup_topology
 from arcpipe.train.losses import log_stablemax
+
+if TYPE_CHECKING:
+    from arcpipe.train.adapt import Adaptation
 
 
 @dataclass
@@ -352,6 +356,11 @@ class PredictOptions:
     cross_view_k: int = CROSS_VIEW_K  # grids per test input scored under every view; 0: none
     device: str = "auto"
     sync_seconds: float = 60.0  # seconds between submission refreshes (0: after every batch)
+    # Test-time training on the target tasks' demonstrations before inference
+    # (arcpipe.train.adapt); counted in max_time / max_cpu_time. None: no such limit.
+    adapt_steps: int | None = None
+    adapt_time: float | None = None  # seconds
+    adapt_cpu_time: float | None = None  # seconds of this process's CPU time
     quiet: bool = False
 
 
@@ -367,6 +376,7 @@ class PredictResult:
     seconds: float
     stopped: str | None = None  # why inference ended early: "max-time", "max-cpu-time", "signal"
     scoring_seconds: float = 0.0  # of ``seconds``, spent on cross-view scores (this rank)
+    adaptation: Adaptation | None = None  # what test-time training did, if asked for
 
 
 def resolve_checkpoint(run: Path | None, which: str) -> Path:
@@ -470,14 +480,19 @@ def predict(options: PredictOptions) -> PredictResult:
 
 
 def _predict(options: PredictOptions, topo) -> PredictResult:
+    # Imported here: the training loop imports this module (through its evaluation).
+    from arcpipe.train.adapt import AdaptBudget, adapt, check_adaptable
+
     start, start_cpu = time.monotonic(), time.process_time()
     dataset = Dataset.open(options.data)
     _check_options(options)
     ckpt = load_checkpoint(resolve_checkpoint(options.run, options.checkpoint))
     config = ckpt.config
-    model = inference_model(ckpt, dataset, topo.device)  # refused before anything is written
-    if options.supervision_steps:
-        model.config.supervision_steps = options.supervision_steps
+    budget = AdaptBudget(options.adapt_steps, options.adapt_time, options.adapt_cpu_time)
+    if budget:
+        check_adaptable(ckpt, dataset)  # refused before anything is written
+    else:
+        model = inference_model(ckpt, dataset, topo.device)  # likewise
     layout = Layout(dataset, config.model.board)
     test_inputs = target_test_inputs(dataset)
     expected = {t: len(g) for t, g in test_inputs.items()}
@@ -485,6 +500,14 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     if topo.is_main and not _holds_valid_submission(options.out, expected, options.attempts):
         fallback = fallback_submission(test_inputs, options.attempts)
         write_submission(options.out, fallback, expected, options.attempts)
+    signal_stop, adaptation = StopSignal(), None
+    if budget:
+        with signal_stop:
+            model, adaptation = adapt(ckpt, dataset, topo, budget, signal_stop)
+        if topo.is_main and not options.quiet:
+            _announce_adaptation(adaptation)
+    if options.supervision_steps:
+        model.config.supervision_steps = options.supervision_steps
     loss_kind = config.train.loss
     batch = options.batch_size or (64 if topo.device.type == "cuda" else 8)
     rows = view_rows(
@@ -508,7 +531,7 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
             _write_outputs(gathered, test_inputs, expected, options, candidates_path)
 
     quiet = options.quiet or not topo.is_main
-    with StopSignal() as signal_stop, Progress("predict", len(rows), quiet=quiet) as bar:
+    with signal_stop, Progress("predict", len(rows), quiet=quiet) as bar:
         for j in range(max(len(batches) for batches in plan)):
             sys.audit("arcpipe.predict.batch", done)  # a fault-injection point (arcpipe.faults)
             share, bucket = own[j] if j < len(own) else (rows[:0], None)
@@ -554,6 +577,20 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
         time.monotonic() - start,
         stopped,
         0.0 if scorer is None else scorer.seconds,
+        adaptation,
+    )
+
+
+def _announce_adaptation(adaptation: Adaptation) -> None:
+    from arcpipe.progress import console
+
+    a = adaptation
+    console.print(
+        f"test-time training: {a.steps:,} steps on the target tasks from step {a.start_step:,} "
+        f"in {a.seconds:.1f}s (lm loss {a.lm_loss:.3f}, exact {a.exact_accuracy:.2f}; "
+        f"stopped by its {a.stopped} budget)"
+        if a.stopped != "signal"
+        else f"test-time training: {a.steps:,} steps, stopped by a signal"
     )
 
 
@@ -575,6 +612,9 @@ def _check_options(options: PredictOptions) -> None:
         raise ArcpipeError("--cross-view-k must be >= 0")
     if options.supervision_steps < 0:
         raise ArcpipeError("--supervision-steps must be >= 0")
+    for name in ("adapt_steps", "adapt_time", "adapt_cpu_time"):
+        if (getattr(options, name) or 0) < 0:
+            raise ArcpipeError(f"--{name.replace('_', '-')} must be >= 0")
     if options.vote_rule in CROSS_VIEW_RULES and options.cross_view_k == 0:
         raise ArcpipeError(f"--vote-rule {options.vote_rule} needs --cross-view-k >= 1")
 

@@ -300,6 +300,10 @@ def test_imported_rows_follow_the_names_onto_the_dataset_and_predict_runs(
     assert result.exit_code == 0 and voted.read_bytes() == out.read_bytes(), result.output
     resumed = run_cli("train", "--data", data, "--out", run, "--resume", "auto", "--quiet")
     assert resumed.exit_code == 2 and "holds weights only" in resumed.output, resumed.output
+    adapted = run_cli("predict", "--run", run, "--data", data, "--out", tmp_path / "a.json",
+                      "--adapt-steps", "1")  # fmt: skip
+    assert adapted.exit_code == 2 and "holds weights only" in adapted.output, adapted.output
+    assert not (tmp_path / "a.json").exists()  # refused before anything is written
 
 
 def test_without_identifiers_predict_refuses_and_post_training_starts_at_the_mean(

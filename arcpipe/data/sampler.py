@@ -175,7 +175,8 @@ class BucketedSampler:
     boards group the tasks into at most ``max_buckets`` lengths chosen to minimise filler cells
     (:func:`~arcpipe.data.layout.plan_buckets`, each task weighing its examples per epoch); step
     ``t`` draws bucket ``b`` with probability proportional to its examples per epoch, from a
-    generator seeded by ``(seed, t)``, the same on every rank and after a resume.
+    generator seeded by ``(seed, t)``, the same on every rank and after a resume. ``tasks``
+    restricts the batches to those task indices (test-time training on the targets).
     """
 
     def __init__(
@@ -186,16 +187,16 @@ class BucketedSampler:
         seed: int,
         max_buckets: int,
         num_variants: int = 0,
+        tasks: np.ndarray | None = None,
     ) -> None:
         self.layout, self.seed, self.step = layout, seed, 0
         dataset = layout.dataset
+        every = TrainSampler(dataset, split, global_batch, seed, tasks, num_variants=num_variants)
         if not layout.boxed:
-            sampler = TrainSampler(dataset, split, global_batch, seed, num_variants=num_variants)
-            self.samplers = [sampler]
+            self.samplers = [every]
             self.buckets = [Bucket(dataset.seq_len, False)]
             self.overhead = 0.0  # filler share of the cells
             return
-        every = TrainSampler(dataset, split, global_batch, seed, num_variants=num_variants)
         cells = layout.task_cells()[every.tasks]
         weights = every.group_weights()
         lengths = plan_buckets(cells, weights, max_buckets)

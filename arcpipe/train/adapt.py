@@ -1,0 +1,179 @@
+"""Test-time training: continue a trained run on the demonstrations of the tasks being predicted.
+
+The run is restored exactly as ``--resume`` would (weights, EMA, optimizers, step, learning-rate
+schedule), then steps on the training examples of the target tasks only (their demonstrations in
+every built variant, or in fresh views with ``train.fresh_augmentations``), by the same epoch rule
+and deep supervision as training, until a budget of steps, wall or CPU seconds is spent. Nothing
+is written: the adapted network (its EMA weights when the run keeps an EMA) serves the prediction
+that follows and is then dropped. Under torchrun every rank steps together, as in training.
+
+This spends prediction time where the reference spends none (it predicts with the trained weights
+as they are); ``predict --adapt-steps/--adapt-time/--adapt-cpu-time`` 0 (the default) is the
+reference's behaviour.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from arcpipe.data.dataset import Dataset
+from arcpipe.data.sampler import BucketedSampler
+from arcpipe.errors import ArcpipeError
+from arcpipe.runtime import StopSignal
+from arcpipe.train import distributed as dist
+from arcpipe.train.checkpoint import Checkpoint, check_dataset
+from arcpipe.train.loop import RunOptions, Trainer
+
+
+@dataclass
+class AdaptBudget:
+    """When to stop adapting: the first of these that is spent (None: no such limit)."""
+
+    steps: int | None = None
+    seconds: float | None = None  # wall
+    cpu_seconds: float | None = None  # this process's CPU time, all threads
+
+    def __bool__(self) -> bool:
+        return any(v for v in (self.steps, self.seconds, self.cpu_seconds))
+
+    def spent(self, steps: int, seconds: float, cpu_seconds: float) -> str | None:
+        """Which limit these amounts reach ("steps", "time", "cpu-time"), or None."""
+        if self.steps is not None and steps >= self.steps:
+            return "steps"
+        if self.seconds is not None and seconds > self.seconds:
+            return "time"
+        if self.cpu_seconds is not None and cpu_seconds > self.cpu_seconds:
+            return "cpu-time"
+        return None
+
+
+@dataclass
+class Adaptation:
+    """What test-time training did."""
+
+    steps: int  # optimizer steps taken
+    start_step: int  # the run's step it continued from
+    seconds: float
+    lm_loss: float  # mean over the last steps (up to 50); nan when no step was taken
+    exact_accuracy: float  # likewise, over the slots that halted
+    stopped: str  # "steps", "time", "cpu-time" or "signal"
+
+
+def target_task_indices(dataset: Dataset) -> np.ndarray:
+    """Indices (into ``dataset.tasks``) of the tasks whose test inputs are predicted."""
+    return np.array([i for i, t in enumerate(dataset.tasks) if t.role == "target"], dtype=np.int64)
+
+
+def check_adaptable(ckpt: Checkpoint, dataset: Dataset) -> None:
+    """Refuse what :func:`adapt` cannot continue, before anything is written.
+
+    Raises:
+        ArcpipeError: a checkpoint of another dataset, a weights-only checkpoint (an imported
+            one: nothing to continue), or target tasks without training examples.
+    """
+    check_dataset(ckpt, dataset, exact=True)
+    if "optimizer" not in ckpt.tensors or "sampler" not in ckpt.state:
+        raise ArcpipeError(
+            "holds weights only (an imported checkpoint), not a run to continue: test-time "
+            "training needs a checkpoint of arcpipe train",
+            file=ckpt.path,
+        )
+    variants = np.asarray(dataset.examples("train")[:, 0])
+    tasks = np.asarray(dataset.arrays["variants"])[variants, 0]
+    if not np.isin(tasks, target_task_indices(dataset)).any():
+        raise ArcpipeError(
+            "no training examples of the target tasks to adapt on (test-time training needs "
+            "their demonstrations in the train split)",
+            file=dataset.path,
+        )
+
+
+def adapt(
+    ckpt: Checkpoint,
+    dataset: Dataset,
+    topo: dist.Topology,
+    budget: AdaptBudget,
+    stop: StopSignal | None = None,
+) -> tuple[torch.nn.Module, Adaptation]:
+    """Continue ``ckpt``'s run on the target tasks' demonstrations; see the module docstring.
+
+    The optimizers continue in ``ckpt``'s own state tensors (no copy of them is made), so
+    ``ckpt`` is used up: load it again to adapt a second time.
+
+    Returns:
+        the adapted network (EMA weights if the run has an EMA), in eval mode, and a summary.
+
+    Raises:
+        ArcpipeError: as :func:`check_adaptable`.
+    """
+    start, start_cpu = time.monotonic(), time.process_time()
+    check_adaptable(ckpt, dataset)
+    trainer = Trainer(RunOptions(Path(dataset.path), ckpt.config, ckpt.path), topo, dataset)
+    trainer.restore(ckpt)
+    cfg = trainer.config.train
+    trainer.sampler = BucketedSampler(
+        trainer.layout,
+        "train",
+        cfg.global_batch_size,
+        cfg.seed,
+        cfg.board_buckets,
+        cfg.num_variants,
+        tasks=target_task_indices(dataset),
+    )
+    trainer.carries = {}  # the training carries hold other tasks' boards
+    start_step, window = trainer.step, []
+    stopped = _adapt_loop(trainer, budget, stop, window, start, start_cpu)
+    model = trainer.model
+    if trainer.ema is not None:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(trainer.ema.shadow[name])
+    model.eval()
+    loss, exact = _recent_means(window[-50:])
+    seconds = time.monotonic() - start
+    summary = Adaptation(trainer.step - start_step, start_step, seconds, loss, exact, stopped)
+    return model, summary
+
+
+def _recent_means(window: list[dict[str, float]]) -> tuple[float, float]:
+    """Mean lm loss and exact accuracy (weighted by halted slots) of ``window``; nan if empty."""
+    if not window:
+        return float("nan"), float("nan")
+    counts = np.array([m["count"] for m in window])
+    exact = np.array([m["exact_accuracy"] for m in window])
+    loss = float(np.mean([m["lm_loss"] for m in window]))
+    return loss, float((exact * counts).sum() / max(1.0, counts.sum()))
+
+
+def _adapt_loop(
+    trainer: Trainer,
+    budget: AdaptBudget,
+    stop: StopSignal | None,
+    window: list[dict[str, float]],
+    start: float,
+    start_cpu: float,
+) -> str:
+    """Step until the budget would be overrun by one more step like the last; every rank follows
+    rank 0's decision."""
+    first = trainer.step
+    step_seconds = step_cpu = 0.0
+    while True:
+        reason = budget.spent(
+            trainer.step - first,
+            time.monotonic() - start + step_seconds,
+            time.process_time() - start_cpu + step_cpu,
+        )
+        if stop is not None and stop.received is not None:
+            reason = "signal"
+        if trainer.topo.distributed:
+            reason = dist.broadcast_object(reason)
+        if reason is not None:
+            return reason
+        t0, c0 = time.monotonic(), time.process_time()
+        window.append(trainer.train_step())
+        step_seconds, step_cpu = time.monotonic() - t0, time.process_time() - c0

@@ -1,0 +1,105 @@
+"""Test-time training (predict --adapt-*): the run continues, on the target tasks only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+import torch
+from click.testing import CliRunner
+from helpers import train_args
+
+from arcpipe.arc.candidates import Candidates
+from arcpipe.arc.submission import validate_submission
+from arcpipe.cli import main
+from arcpipe.data.dataset import Dataset
+from arcpipe.data.sampler import BucketedSampler
+from arcpipe.predict import PredictOptions, predict, target_test_inputs
+from arcpipe.train import distributed as dist
+from arcpipe.train.adapt import AdaptBudget, adapt, target_task_indices
+from arcpipe.train.checkpoint import load_checkpoint
+
+TRAINED_STEPS = 6
+
+
+@pytest.fixture(scope="module")
+def run(sample_dataset: Path, tmp_path_factory) -> Path:
+    """A tiny run with an EMA, stopped after a few steps."""
+    out = tmp_path_factory.mktemp("adapt") / "run"
+    args = train_args(sample_dataset, out, "--max-steps", str(TRAINED_STEPS))
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_adaptation_continues_the_run_on_the_target_tasks_rows_only(
+    run: Path, sample_dataset: Path, monkeypatch
+) -> None:
+    dataset = Dataset.open(sample_dataset)
+    ckpt = load_checkpoint(run)
+    drawn: list[np.ndarray] = []
+    next_rows = BucketedSampler.next_rows
+
+    def recording(self):
+        bucket, rows = next_rows(self)
+        drawn.append(rows)
+        return bucket, rows
+
+    monkeypatch.setattr(BucketedSampler, "next_rows", recording)
+    model, summary = adapt(ckpt, dataset, dist.setup("cpu"), AdaptBudget(steps=3))
+    assert (summary.steps, summary.start_step, summary.stopped) == (3, TRAINED_STEPS, "steps")
+    assert len(drawn) == 3
+    variants = np.asarray(dataset.examples("train")[np.concatenate(drawn), 0])
+    tasks = set(np.asarray(dataset.arrays["variants"])[variants, 0].tolist())
+    assert tasks == set(target_task_indices(dataset).tolist())  # both targets, nothing else
+    # The EMA weights of the continued run: three steps from the checkpoint's EMA, far nearer
+    # it than the raw weights are (a run restarted from scratch, or the raw weights, are not).
+    ema, raw = ckpt.tensors["ema"], ckpt.tensors["weights"]
+    for name, p in model.named_parameters():
+        moved = (p.detach() - ema[name]).abs().max().item()
+        assert 0 < moved < 0.1 * (raw[name] - ema[name]).abs().max().item(), name
+    # (adapt continues the optimizer state in the checkpoint's own tensors: load it afresh)
+    again, _ = adapt(load_checkpoint(run), dataset, dist.setup("cpu"), AdaptBudget(steps=3))
+    for (name, p), q in zip(model.named_parameters(), again.parameters(), strict=True):
+        assert torch.equal(p, q), name  # deterministic on CPU
+
+
+def test_predict_after_adaptation_writes_a_valid_submission_from_the_adapted_network(
+    run: Path, sample_dataset: Path, tmp_path: Path
+) -> None:
+    dataset = Dataset.open(sample_dataset)
+    expected = {t: len(g) for t, g in target_test_inputs(dataset).items()}
+    logprobs = {}
+    for name, steps in (("plain", None), ("adapted", 2)):
+        out = tmp_path / f"{name}.json"
+        options = PredictOptions(sample_dataset, out, run, "last", adapt_steps=steps, quiet=True)
+        result = predict(options)
+        validate_submission(orjson.loads(out.read_bytes()), expected, k=2)
+        assert result.views_done == result.views_total == len(dataset.examples("test"))
+        logprobs[name] = Candidates.load(result.candidates).logprob
+        if steps is None:
+            assert result.adaptation is None
+        else:
+            assert (result.adaptation.steps, result.adaptation.stopped) == (2, "steps")
+    assert not np.array_equal(logprobs["plain"], logprobs["adapted"])
+    timed = predict(
+        PredictOptions(sample_dataset, tmp_path / "t.json", run, "last", adapt_time=0.5, quiet=True)
+    )
+    assert timed.adaptation.stopped == "time" and timed.adaptation.steps >= 1
+
+
+def test_the_adapt_options_are_checked_and_reported(
+    run: Path, sample_dataset: Path, tmp_path: Path
+) -> None:
+    base = ["predict", "--run", str(run), "--data", str(sample_dataset)]
+    out = tmp_path / "s.json"
+    bad = CliRunner().invoke(main, [*base, "--out", str(out), "--adapt-steps", "-1"])
+    assert bad.exit_code == 2 and "--adapt-steps must be >= 0" in bad.stderr
+    assert not out.exists()
+    result = CliRunner().invoke(main, [*base, "--out", str(out), "--adapt-steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert f"test-time training: 2 steps on the target tasks from step {TRAINED_STEPS}" in (
+        " ".join(result.output.split())
+    )
