@@ -534,9 +534,23 @@ def predict(
     }[result.stopped]
     scoring = f" ({result.scoring_seconds:.1f}s cross-view scoring)" if cross_view_k else ""
     stdout.print(
-        f"{result.views_done:,}/{result.views_total:,} views in {result.seconds:.1f}s{scoring}"
+        _adaptation_note(result.adaptation)
+        + f"{result.views_done:,}/{result.views_total:,} views in {result.seconds:.1f}s{scoring}"
         f"{note}, {result.malformed} malformed; submission {result.submission}; "
         f"candidates {result.candidates}"
+    )
+
+
+def _adaptation_note(adaptation) -> str:
+    """What test-time training did, as the start of predict's summary line ("" without it)."""
+    if adaptation is None:
+        return ""
+    a = adaptation
+    why = "a signal" if a.stopped == "signal" else f"its {a.stopped} limit"
+    return (
+        f"test-time training: {a.steps:,} steps on the target tasks from step {a.start_step:,} "
+        f"in {a.seconds:.1f}s (lm loss {a.lm_loss:.3f}, exact {a.exact_accuracy:.2f}; stopped "
+        f"by {why}); "
     )
 
 

@@ -504,8 +504,6 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     if budget:
         with signal_stop:
             model, adaptation = adapt(ckpt, dataset, topo, budget, signal_stop)
-        if topo.is_main and not options.quiet:
-            _announce_adaptation(adaptation)
     if options.supervision_steps:
         model.config.supervision_steps = options.supervision_steps
     loss_kind = config.train.loss
@@ -578,19 +576,6 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
         stopped,
         0.0 if scorer is None else scorer.seconds,
         adaptation,
-    )
-
-
-def _announce_adaptation(adaptation: Adaptation) -> None:
-    from arcpipe.progress import console
-
-    a = adaptation
-    console.print(
-        f"test-time training: {a.steps:,} steps on the target tasks from step {a.start_step:,} "
-        f"in {a.seconds:.1f}s (lm loss {a.lm_loss:.3f}, exact {a.exact_accuracy:.2f}; "
-        f"stopped by its {a.stopped} budget)"
-        if a.stopped != "signal"
-        else f"test-time training: {a.steps:,} steps, stopped by a signal"
     )
 
 

@@ -21,10 +21,11 @@ Budgets (``--budget``):
 Arms are ``NAME=RECIPE[,key=value...]``: ``build.canvas``, ``build.num_aug`` and
 ``build.translate`` change the dataset (built once per set and build, cached under ``--work``),
 ``predict.OPTION=VALUE`` passes ``--OPTION VALUE`` to ``arcpipe predict``
-(``predict.vote_rule=poe``, ``predict.supervision_steps=4``), ``from=ARM`` predicts from ARM's
-trained run of the same set, seed and budget instead of training (it must have run first), and
-every other key is a ``--set`` override. Results go to ``--results`` (JSON lines); a run already
-there is not run again, so an interrupted matrix continues where it stopped.
+(``predict.vote_rule=poe``; ``predict.adapt_cpu_time=230s``, test-time training, whose steps
+are recorded), ``from=ARM`` predicts from ARM's trained run of the same set, seed and budget
+instead of training (it must have run first), and every other key is a ``--set`` override.
+Results go to ``--results`` (JSON lines); a run already there is not run again, so an
+interrupted matrix continues where it stopped.
 
     python scripts/bench_protocol.py run --set A --budget cpu --seeds 0 --jobs 2 \\
         --arms tiny_boxed=tiny,model.board=boxed urm_tiny_boxed=urm_tiny,model.board=boxed
@@ -271,6 +272,7 @@ def run_one(arm: Arm, set_name: str, seed: int, args, data: Path) -> dict:
     solutions = load_solutions(args.data_root / SOURCES[set_name])
     solutions = {t: solutions[t] for t in task_ids(f"set_{set_name.lower()}")}
     views = re.findall(r"([\d,]+/[\d,]+) views", log.read_text())[-1]
+    adapted = re.findall(r"test-time training: ([\d,]+) steps", log.read_text())
     return {
         "set": set_name,
         "arm": arm.name,
@@ -282,6 +284,7 @@ def run_one(arm: Arm, set_name: str, seed: int, args, data: Path) -> dict:
         "predict_wall": predict_wall,
         "predict_cpu": predict_cpu,
         "views": views,
+        **({"adapt_steps": int(adapted[-1].replace(",", ""))} if adapted else {}),
         **held_out_scores(submission.with_suffix(".candidates.npz"), solutions, arm.vote_rule),
         "load": os.getloadavg(),
         "finished": time.strftime("%Y-%m-%d %H:%M"),
@@ -378,10 +381,14 @@ def command_table(args) -> None:
         groups.setdefault((r["set"], r["arm"], r["budget"]), []).append(r)
     for (set_name, arm, budget), mine in groups.items():
         mean = {k: np.mean([r[k] for r in mine]) for k in ("steps", "train_exact", "lm_loss")}
+        adapted = [r["adapt_steps"] for r in mine if "adapt_steps" in r]
+        steps = f"{mean['steps']:,.0f}"
+        if adapted:
+            steps += f" + {np.mean(adapted):,.0f} adapting"
         solved = [r["solved@2"] for r in mine]
         anywhere = [r["solved@all"] for r in mine]
         print(
-            f"| {set_name} | {arm} | {budget} | {len(mine)} | {mean['steps']:,.0f} | "
+            f"| {set_name} | {arm} | {budget} | {len(mine)} | {steps} | "
             f"{mean['train_exact']:.3f} | {mean['lm_loss']:.3f} | "
             f"{np.mean(solved):.1f} ({'/'.join(map(str, solved))}) of {mine[0]['outputs']} | "
             f"{np.mean(anywhere):.1f} ({'/'.join(map(str, anywhere))}) |"
