@@ -29,7 +29,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -53,6 +52,7 @@ from arcpipe.model.trm import TRM
 from arcpipe.precision import autocast
 from arcpipe.progress import Progress
 from arcpipe.runtime import StopSignal
+from arcpipe.train.adapt import Adaptation, AdaptBudget, adapt, check_adaptable
 from arcpipe.train.checkpoint import (
     inference_model,
     load_checkpoint,
@@ -60,9 +60,6 @@ from arcpipe.train.checkpoint import (
 from arcpipe.train.distributed import broadcast_object, gather_objects, teardown
 from arcpipe.train.distributed import setup as setup_topology
 from arcpipe.train.losses import log_stablemax
-
-if TYPE_CHECKING:
-    from arcpipe.train.adapt import Adaptation
 
 
 @dataclass
@@ -480,9 +477,6 @@ def predict(options: PredictOptions) -> PredictResult:
 
 
 def _predict(options: PredictOptions, topo) -> PredictResult:
-    # Imported here: the training loop imports this module (through its evaluation).
-    from arcpipe.train.adapt import AdaptBudget, adapt, check_adaptable
-
     start, start_cpu = time.monotonic(), time.process_time()
     dataset = Dataset.open(options.data)
     _check_options(options)

@@ -51,7 +51,7 @@ from arcpipe.precision import autocast, compute_dtype  # noqa: E402
 from arcpipe.predict import view_rows  # noqa: E402
 from arcpipe.runtime import tune_allocator  # noqa: E402
 from arcpipe.train import distributed  # noqa: E402
-from arcpipe.train.loop import RunOptions, Trainer  # noqa: E402
+from arcpipe.train.trainer import RunOptions, Trainer  # noqa: E402
 
 PRESETS = ("arc-agi-1", "arc-agi-2")
 N_SUP = 16  # the paper's supervision steps per view

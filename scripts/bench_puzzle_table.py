@@ -61,7 +61,7 @@ def measure_sizes(data: Path, table: str, work: Path, batch: int) -> dict:
     from arcpipe.data.dataset import Dataset
     from arcpipe.export import export_checkpoint, export_size
     from arcpipe.train import distributed
-    from arcpipe.train.loop import Trainer
+    from arcpipe.train.trainer import Trainer
 
     torch.set_num_threads(2)
     sets = [f"model.puzzle_table={table}", f"train.global_batch_size={batch}"]

@@ -36,7 +36,7 @@ from arcpipe.config import load_config  # noqa: E402
 from arcpipe.data.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.data.dataset import Dataset  # noqa: E402
 from arcpipe.train import distributed  # noqa: E402
-from arcpipe.train.loop import RunOptions, Trainer  # noqa: E402
+from arcpipe.train.trainer import RunOptions, Trainer  # noqa: E402
 
 
 def dataset(args, work: Path) -> Dataset:

@@ -48,7 +48,8 @@ from arcpipe.puzzles.cli import sudoku_split  # noqa: E402
 from arcpipe.puzzles.evaluate import evaluate_run  # noqa: E402
 from arcpipe.puzzles.sudoku import write_sudoku_csv  # noqa: E402
 from arcpipe.train import distributed  # noqa: E402
-from arcpipe.train.loop import RunOptions, Trainer, train  # noqa: E402
+from arcpipe.train.loop import RunOptions, train  # noqa: E402
+from arcpipe.train.trainer import Trainer  # noqa: E402
 
 # The reference's seconds per step at batch 64, float32 eager, 2 threads (issue text).
 REFERENCE_S_PER_STEP = {512: 30.3, 128: 3.85}

@@ -40,7 +40,7 @@ from arcpipe.config import Config, ModelConfig, TrainConfig, load_config  # noqa
 from arcpipe.data.build import BuildOptions, build_arc_dataset  # noqa: E402
 from arcpipe.data.dataset import Dataset  # noqa: E402
 from arcpipe.train import distributed  # noqa: E402
-from arcpipe.train.loop import RunOptions, Trainer  # noqa: E402
+from arcpipe.train.trainer import RunOptions, Trainer  # noqa: E402
 
 # Reference seconds per training step on this machine class (issue 3): (hidden, batch) -> s.
 REFERENCE_S_PER_STEP = {(512, 4): 13.0, (512, 16): 60.0, (128, 4): 2.04, (128, 16): 8.7}

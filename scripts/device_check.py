@@ -329,7 +329,7 @@ def measure_steps(dataset, config, args, steps: int, results: Results, board, co
     from bench_train import step_flops
 
     from arcpipe.train import distributed
-    from arcpipe.train.loop import RunOptions, Trainer
+    from arcpipe.train.trainer import RunOptions, Trainer
 
     torch._dynamo.reset()
     device = torch.device(args.device)

@@ -27,7 +27,7 @@ from arcpipe.errors import ArcpipeError
 from arcpipe.runtime import StopSignal
 from arcpipe.train import distributed as dist
 from arcpipe.train.checkpoint import Checkpoint, check_dataset
-from arcpipe.train.loop import RunOptions, Trainer
+from arcpipe.train.trainer import RunOptions, Trainer
 
 
 @dataclass

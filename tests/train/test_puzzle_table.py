@@ -21,7 +21,7 @@ from arcpipe.predict import run_views
 from arcpipe.train import distributed
 from arcpipe.train.checkpoint import inference_model, load_checkpoint
 from arcpipe.train.evaluate import evaluate
-from arcpipe.train.loop import RunOptions, Trainer
+from arcpipe.train.trainer import RunOptions, Trainer
 
 TASK = [*FAST, "model.puzzle_table=task"]
 

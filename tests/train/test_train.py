@@ -409,7 +409,7 @@ import torch.distributed as dist
 from arcpipe.config import load_config
 from arcpipe.data.dataset import Dataset
 from arcpipe.train import distributed
-from arcpipe.train.loop import RunOptions, Trainer
+from arcpipe.train.trainer import RunOptions, Trainer
 
 data, out, sets = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
 topology = distributed.setup("cpu")
