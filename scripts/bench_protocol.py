@@ -36,6 +36,7 @@ interrupted matrix continues where it stopped.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shutil
@@ -435,10 +436,39 @@ def command_calibrate(args) -> None:
         )
 
 
+def command_views(args) -> None:
+    """pass@2 (count vote) of each run from the first V views of every test input only: how
+    the score grows with the views voted (a run's candidates hold every view it predicted; the
+    first V of a dataset built with more are those a build with V - 1 augmentations makes)."""
+    from arcpipe.data.dataset import Dataset
+
+    rows = load_results(args.results)
+    print("| set | arm | seed | pass@2 from V views (V: pass@2) |\n|---|---|---|---|")
+    for r in rows:
+        arm = Arm.parse(f"{r['arm']}={r['spec']}")
+        dataset = Dataset.open(prepare(r["set"], arm, args.data_root, args.work))
+        tag = f"{r['set']}-{r['arm']}-seed{r['seed']}-{r['budget']}"
+        c = Candidates.load(args.work / "runs" / tag / "submission.candidates.npz")
+        c = c.with_scores(None)  # counting needs none; a subset of views would break them
+        rank = dataset.variant_index(np.asarray(dataset.examples("test"))[c.view, 0])
+        solutions = load_solutions(args.data_root / SOURCES[r["set"]])
+        solutions = {t: solutions[t] for t in c.task_ids}
+        total = int(rank.max()) + 1
+        curve = []
+        for views in sorted({v for v in (1, 2, 4, 8, 17, 33, 65, 129, 257) if v < total} | {total}):
+            keep = rank < views
+            columns = ("task", "test", "view", "q_halt", "logprob", "shapes", "starts")
+            part = dataclasses.replace(c, **{k: getattr(c, k)[keep] for k in columns})
+            scores = pass_at_k(vote(part, "count"), solutions, ks=(2,))
+            curve.append((views, round(scores["pass@2_outputs"] * r["outputs"])))
+        cells = ", ".join(f"{v}: {n}" for v, n in curve)
+        print(f"| {r['set']} | {r['arm']} | {r['seed']} | {cells} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "table", "calibrate"):
+    for name in ("run", "table", "calibrate", "views"):
         p = sub.add_parser(name)
         p.add_argument("--results", type=Path, default=REPO / "runs" / "protocol" / "results.jsonl")
         p.add_argument("--work", type=Path, default=REPO / "runs" / "protocol")
@@ -455,7 +485,9 @@ def main() -> None:
         p.add_argument("--predict-cpu", type=float, default=PREDICT_CPU)
         p.add_argument("--steps", type=int, default=200, help="calibrate: steps per run")
     args = parser.parse_args()
-    {"run": command_run, "table": command_table, "calibrate": command_calibrate}[args.command](args)
+    commands = {"run": command_run, "table": command_table, "calibrate": command_calibrate}
+    commands["views"] = command_views
+    commands[args.command](args)
 
 
 if __name__ == "__main__":
