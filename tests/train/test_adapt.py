@@ -9,7 +9,7 @@ import orjson
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import train_args
+from helpers import torchrun_arcpipe, train_args
 
 from arcpipe.arc.candidates import Candidates
 from arcpipe.arc.submission import validate_submission
@@ -103,3 +103,29 @@ def test_the_adapt_options_are_checked_and_reported(
     assert f"test-time training: 2 steps on the target tasks from step {TRAINED_STEPS}" in (
         " ".join(result.output.split())
     )
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_adapt_like_one_process(
+    run: Path, sample_dataset: Path, tmp_path: Path
+) -> None:
+    """Under torchrun every rank steps its slice of the same global batches (DDP averages the
+    gradients): the adapted network predicts the same grids as one process's."""
+    common = ["--data", str(sample_dataset), "--adapt-steps", "3", "--batch-size", "2", "--quiet"]
+    single = tmp_path / "single.json"
+    args = ["predict", "--run", str(run), "--out", str(single), *common]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    double = tmp_path / "double.json"
+    args = ["predict", "--run-dir", str(run), "--out", str(double), "--device", "cpu", *common]
+    proc = torchrun_arcpipe(args, 29740)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "test-time training: 3 steps" in proc.stdout
+    a = Candidates.load(tmp_path / "single.candidates.npz")
+    b = Candidates.load(tmp_path / "double.candidates.npz")
+    order_a, order_b = np.argsort(a.view), np.argsort(b.view)
+    assert np.array_equal(a.view[order_a], b.view[order_b])
+    for i, j in zip(order_a, order_b):
+        assert np.array_equal(a.grid(i), b.grid(j)), a.view[i]
+    assert np.allclose(a.logprob[order_a], b.logprob[order_b], atol=1e-4)
+    assert orjson.loads(double.read_bytes()) == orjson.loads(single.read_bytes())
