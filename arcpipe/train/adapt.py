@@ -32,7 +32,8 @@ from arcpipe.train.trainer import RunOptions, Trainer
 
 @dataclass
 class AdaptBudget:
-    """When to stop adapting: the first of these that is spent (None: no such limit)."""
+    """When to stop adapting: the first of these that is spent (None or 0: no such limit; none
+    set: no adaptation)."""
 
     steps: int | None = None
     seconds: float | None = None  # wall
@@ -43,11 +44,11 @@ class AdaptBudget:
 
     def spent(self, steps: int, seconds: float, cpu_seconds: float) -> str | None:
         """Which limit these amounts reach ("steps", "time", "cpu-time"), or None."""
-        if self.steps is not None and steps >= self.steps:
+        if self.steps and steps >= self.steps:
             return "steps"
-        if self.seconds is not None and seconds > self.seconds:
+        if self.seconds and seconds > self.seconds:
             return "time"
-        if self.cpu_seconds is not None and cpu_seconds > self.cpu_seconds:
+        if self.cpu_seconds and cpu_seconds > self.cpu_seconds:
             return "cpu-time"
         return None
 

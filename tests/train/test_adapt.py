@@ -34,6 +34,16 @@ def run(sample_dataset: Path, tmp_path_factory) -> Path:
     return out
 
 
+def test_the_first_limit_reached_ends_adaptation_and_zero_is_no_limit() -> None:
+    assert not AdaptBudget() and not AdaptBudget(0, 0, 0)  # predict then does not adapt
+    budget = AdaptBudget(steps=0, seconds=5.0)
+    assert budget and budget.spent(10**6, 4.9, 10**6) is None
+    assert budget.spent(0, 5.1, 0) == "time"
+    both = AdaptBudget(steps=3, cpu_seconds=1.0)
+    assert both.spent(3, 0, 0) == "steps" and both.spent(2, 0, 1.5) == "cpu-time"
+    assert both.spent(2, 10**6, 0.9) is None
+
+
 def test_adaptation_continues_the_run_on_the_target_tasks_rows_only(
     run: Path, sample_dataset: Path, monkeypatch
 ) -> None:
