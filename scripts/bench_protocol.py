@@ -437,13 +437,14 @@ def command_calibrate(args) -> None:
 
 
 def command_views(args) -> None:
-    """pass@2 (count vote) of each run from the first V views of every test input only: how
+    """pass@2 (count vote) and pass@all of each run from the first V views of every test input: how
     the score grows with the views voted (a run's candidates hold every view it predicted; the
     first V of a dataset built with more are those a build with V - 1 augmentations makes)."""
     from arcpipe.data.dataset import Dataset
 
     rows = load_results(args.results)
-    print("| set | arm | seed | pass@2 from V views (V: pass@2) |\n|---|---|---|---|")
+    print("| set | arm | seed | views right (first 17) | first V views, V: pass@2 (pass@all) |")
+    print("|---|---|---|---|---|")
     for r in rows:
         arm = Arm.parse(f"{r['arm']}={r['spec']}")
         dataset = Dataset.open(prepare(r["set"], arm, args.data_root, args.work))
@@ -459,10 +460,22 @@ def command_views(args) -> None:
             keep = rank < views
             columns = ("task", "test", "view", "q_halt", "logprob", "shapes", "starts")
             part = dataclasses.replace(c, **{k: getattr(c, k)[keep] for k in columns})
-            scores = pass_at_k(vote(part, "count"), solutions, ks=(2,))
-            curve.append((views, round(scores["pass@2_outputs"] * r["outputs"])))
-        cells = ", ".join(f"{v}: {n}" for v, n in curve)
-        print(f"| {r['set']} | {r['arm']} | {r['seed']} | {cells} |")
+            scores = pass_at_k(vote(part, "count"), solutions, ks=(2, ALL))
+            solved = [round(scores[f"pass@{k}_outputs"] * r["outputs"]) for k in (2, ALL)]
+            curve.append((views, *solved))
+        cells = ", ".join(f"{v}: {n} ({m})" for v, n, m in curve)
+        right = view_accuracy(c, solutions, rank < 17)
+        print(f"| {r['set']} | {r['arm']} | {r['seed']} | {right:.3f} | {cells} |")
+
+
+def view_accuracy(c: Candidates, solutions: dict, keep: np.ndarray) -> float:
+    """The share of the kept views whose answer is the held-out test output (a view with a
+    malformed answer has no candidate and is not counted)."""
+    right = [
+        np.array_equal(c.grid(i), np.asarray(solutions[c.task_ids[c.task[i]]][c.test[i]]))
+        for i in np.flatnonzero(keep)
+    ]
+    return float(np.mean(right)) if right else 0.0
 
 
 def main() -> None:
