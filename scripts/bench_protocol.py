@@ -272,8 +272,9 @@ def run_one(arm: Arm, set_name: str, seed: int, args, data: Path) -> dict:
         raise SystemExit(f"{tag}: prediction failed, see {log}")
     solutions = load_solutions(args.data_root / SOURCES[set_name])
     solutions = {t: solutions[t] for t in task_ids(f"set_{set_name.lower()}")}
-    views = re.findall(r"([\d,]+/[\d,]+) views", log.read_text())[-1]
-    adapted = re.findall(r"test-time training: ([\d,]+) steps", log.read_text())
+    text = log.read_text()
+    views = re.findall(r"([\d,]+/[\d,]+) views", text)[-1]
+    adapted = re.findall(r"test-time training: ([\d,]+) steps", text)
     return {
         "set": set_name,
         "arm": arm.name,
@@ -498,8 +499,12 @@ def main() -> None:
         p.add_argument("--predict-cpu", type=float, default=PREDICT_CPU)
         p.add_argument("--steps", type=int, default=200, help="calibrate: steps per run")
     args = parser.parse_args()
-    commands = {"run": command_run, "table": command_table, "calibrate": command_calibrate}
-    commands["views"] = command_views
+    commands = {
+        "run": command_run,
+        "table": command_table,
+        "calibrate": command_calibrate,
+        "views": command_views,
+    }
     commands[args.command](args)
 
 

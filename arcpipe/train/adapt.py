@@ -27,7 +27,7 @@ from arcpipe.errors import ArcpipeError
 from arcpipe.runtime import StopSignal
 from arcpipe.train import distributed as dist
 from arcpipe.train.checkpoint import Checkpoint, check_dataset
-from arcpipe.train.trainer import RunOptions, Trainer
+from arcpipe.train.trainer import RunOptions, Trainer, average_metrics
 
 
 @dataclass
@@ -78,7 +78,7 @@ def check_adaptable(ckpt: Checkpoint, dataset: Dataset) -> None:
             one: nothing to continue), or target tasks without training examples.
     """
     check_dataset(ckpt, dataset, exact=True)
-    if "optimizer" not in ckpt.tensors or "sampler" not in ckpt.state:
+    if not ckpt.holds_run:
         raise ArcpipeError(
             "holds weights only (an imported checkpoint), not a run to continue: test-time "
             "training needs a checkpoint of arcpipe train",
@@ -131,24 +131,18 @@ def adapt(
     stopped = _adapt_loop(trainer, budget, stop, window, start, start_cpu)
     model = trainer.model
     if trainer.ema is not None:
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                p.copy_(trainer.ema.shadow[name])
+        trainer.ema.copy_to(model)
     model.eval()
-    loss, exact = _recent_means(window[-50:])
-    seconds = time.monotonic() - start
-    summary = Adaptation(trainer.step - start_step, start_step, seconds, loss, exact, stopped)
+    recent = average_metrics(window[-50:]) if window else {}
+    summary = Adaptation(
+        trainer.step - start_step,
+        start_step,
+        time.monotonic() - start,
+        recent.get("lm_loss", float("nan")),
+        recent.get("exact_accuracy", float("nan")),
+        stopped,
+    )
     return model, summary
-
-
-def _recent_means(window: list[dict[str, float]]) -> tuple[float, float]:
-    """Mean lm loss and exact accuracy (weighted by halted slots) of ``window``; nan if empty."""
-    if not window:
-        return float("nan"), float("nan")
-    counts = np.array([m["count"] for m in window])
-    exact = np.array([m["exact_accuracy"] for m in window])
-    loss = float(np.mean([m["lm_loss"] for m in window]))
-    return loss, float((exact * counts).sum() / max(1.0, counts.sum()))
 
 
 def _adapt_loop(

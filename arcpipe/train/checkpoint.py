@@ -53,6 +53,12 @@ class Checkpoint:
     state: dict  # step, sampler position, dataset fingerprint, metrics ...
     config: Config
 
+    @property
+    def holds_run(self) -> bool:
+        """Whether it holds a whole run to continue (optimizer and sampler states), not only
+        weights (an imported checkpoint)."""
+        return "optimizer" in self.tensors and "sampler" in self.state
+
     def model_weights(self, prefer_ema: bool = True) -> dict[str, torch.Tensor]:
         """Parameters and buffers of the network; EMA-averaged parameters when present."""
         weights = dict(self.tensors["weights"])

@@ -28,15 +28,19 @@ class EMA:
     def applied(self, model: nn.Module) -> Iterator[nn.Module]:
         """Temporarily load the averaged weights into ``model`` (restored on exit)."""
         saved = {n: p.detach().clone() for n, p in model.named_parameters()}
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                p.copy_(self.shadow[name])
+        self.copy_to(model)
         try:
             yield model
         finally:
             with torch.no_grad():
                 for name, p in model.named_parameters():
                     p.copy_(saved[name])
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        """Load the averaged weights into ``model`` for good."""
+        for name, p in model.named_parameters():
+            p.copy_(self.shadow[name])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self.shadow)

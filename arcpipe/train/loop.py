@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import orjson
 
 from arcpipe.config import resumed_config, save_config
@@ -32,7 +31,7 @@ from arcpipe.train.checkpoint import (
     prune_checkpoints,
 )
 from arcpipe.train.evaluate import eval_split, evaluate
-from arcpipe.train.trainer import RunOptions, Trainer
+from arcpipe.train.trainer import RunOptions, Trainer, average_metrics
 
 
 @dataclass
@@ -133,7 +132,7 @@ def _loop(trainer: Trainer, options: RunOptions, log: _MetricsLog, stop: StopSig
             step_seconds, step_cpu = time.monotonic() - t0, time.process_time() - c0
             trainer.elapsed = start_elapsed + time.monotonic() - start_time
             if trainer.step % cfg.log_interval == 0 or trainer.step == end:
-                record = _average(window)
+                record = average_metrics(window)
                 record["examples_per_s"] = cfg.global_batch_size / max(step_seconds, 1e-9)
                 log.write({"step": trainer.step, "elapsed": trainer.elapsed, **record})
                 window.clear()
@@ -223,21 +222,6 @@ def _repair_best_link(run: Path, best: dict) -> None:
     link = run / "best"
     if folder.is_dir() and (not link.exists() or link.resolve() != folder.resolve()):
         point_link(run, "best", folder)
-
-
-def _average(window: list[dict[str, float]]) -> dict[str, float]:
-    """Means over the logged steps; accuracies weighted by the number of halted samples."""
-    counts = np.array([w["count"] for w in window])
-    out = {}
-    for key in window[0]:
-        values = np.array([w[key] for w in window])
-        if key in ("accuracy", "exact_accuracy", "q_halt_accuracy", "steps"):
-            out[key] = float((values * counts).sum() / max(counts.sum(), 1))
-        elif key == "count":
-            out[key] = float(values.sum())
-        else:
-            out[key] = float(values.mean())
-    return out
 
 
 class _MetricsLog:

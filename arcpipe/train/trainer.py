@@ -301,7 +301,7 @@ class Trainer:
         """Continue from a checkpoint of this run (bit-exact on CPU)."""
         check_dataset(ckpt, self.dataset, exact=True)
         t = ckpt.tensors
-        if "optimizer" not in t or "sampler" not in ckpt.state:
+        if not ckpt.holds_run:
             raise ArcpipeError(
                 "holds weights only (an imported checkpoint), not a run to resume: post-train "
                 "from it with --init-from into a new --out",
@@ -354,3 +354,18 @@ def _with_table(weights: dict, table: dict | None) -> dict:
     if table is not None:
         merged["puzzle_table.weights"] = table["weights"]
     return merged
+
+
+def average_metrics(window: list[dict[str, float]]) -> dict[str, float]:
+    """Means over the logged steps; accuracies weighted by the number of halted samples."""
+    counts = np.array([w["count"] for w in window])
+    out = {}
+    for key in window[0]:
+        values = np.array([w[key] for w in window])
+        if key in ("accuracy", "exact_accuracy", "q_halt_accuracy", "steps"):
+            out[key] = float((values * counts).sum() / max(counts.sum(), 1))
+        elif key == "count":
+            out[key] = float(values.sum())
+        else:
+            out[key] = float(values.mean())
+    return out
