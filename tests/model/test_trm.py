@@ -449,3 +449,54 @@ def test_a_translated_box_without_a_prefix_gives_the_same_logits(pos: str) -> No
         torch.testing.assert_close(shifted_logits(model, shift), shifted_logits(model, 0))
     prefixed = TRM(ModelConfig(**{**TINY.__dict__, "pos_encodings": pos}), 12, 36, 5, seed=4)
     assert not torch.allclose(shifted_logits(prefixed, 14), shifted_logits(prefixed, 0), atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- grid positions
+
+
+def test_grid_coordinates_count_from_the_input_grids_top_left_on_full_and_boxed_boards() -> None:
+    """A 2x3 grid (and its EOS row and column) at canvas row 2, column 1 of a 6x6 canvas: full
+    board and boxed board give its cells the same (row, column) from the grid's corner; PAD
+    cells above or left of it count as 0, a filler does not move the corner."""
+    from arcpipe.model.trm import grid_coordinates
+
+    canvas, grid = 6, [[2, 3, 4, 1], [5, 6, 7, 1], [1, 1, 1, 1]]  # colours, then EOS markers
+    full = torch.zeros(1, canvas * canvas, dtype=torch.long)
+    for r, row in enumerate(grid):
+        for c, token in enumerate(row):
+            full[0, (2 + r) * canvas + 1 + c] = token
+    rows, columns = grid_coordinates(full, None, canvas)
+    cells = [(2 + r) * canvas + 1 + c for r in range(3) for c in range(4)]
+    expected = [(r, c) for r in range(3) for c in range(4)]
+    assert list(zip(rows[0, cells].tolist(), columns[0, cells].tolist())) == expected
+    assert rows[0, 0].item() == 0 and columns[0, 0].item() == 0  # above and left: clamped
+    assert (rows[0, 5 * canvas + 5].item(), columns[0, 5 * canvas + 5].item()) == (3, 4)
+    boxed = torch.tensor([[*(t for row in grid for t in row), 0]])  # the box, then a filler
+    positions = torch.tensor([[*cells, -1]])
+    rows, columns = grid_coordinates(boxed, positions, canvas)
+    assert list(zip(rows[0, :12].tolist(), columns[0, :12].tolist())) == expected
+
+
+def grid_model(grid_positions: bool) -> TRM:
+    cfg = {**TINY.__dict__, "pos_encodings": "none", "puzzle_emb_dim": 0}
+    return TRM(ModelConfig(**{**cfg, "grid_positions": grid_positions}), 12, 36, 5, seed=4)
+
+
+def test_grid_positions_tell_the_cells_of_a_grid_apart_wherever_it_is() -> None:
+    """Without positions, a board of one colour gives every cell the same logits; grid positions
+    tell them apart, and moving the box on the canvas changes nothing (the coordinates are the
+    grid's own)."""
+    uniform = torch.full((1, 9), 5)
+    positions = torch.tensor([[r * 6 + c for r in range(3) for c in range(3)]])
+
+    def logits(model: TRM, shift: int) -> torch.Tensor:
+        state = model.initial_state(1, board_len=9)
+        return model(state, uniform, torch.tensor([1]), positions + shift, None).logits[0]
+
+    plain, grid = logits(grid_model(False), 0), logits(grid_model(True), 0)
+    torch.testing.assert_close(plain, plain[:1].expand_as(plain))
+    assert not torch.allclose(grid[0], grid[4], atol=1e-4)
+    for shift in (1, 6, 14):  # right, down, and both
+        assert torch.equal(logits(grid_model(True), shift), grid)
+    with pytest.raises(ArcpipeError, match="grid_positions needs a square canvas"):
+        TRM(ModelConfig(**{**TINY.__dict__, "grid_positions": True}), 12, 12, 5)
