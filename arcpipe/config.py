@@ -47,10 +47,6 @@ class ModelConfig:
     mlp: str = "swiglu"  # "swiglu" or "conv_swiglu" (URM: a causal depthwise conv inside)
     conv_param_dtype: str = "bfloat16"  # storage of conv_swiglu's filter (URM: bfloat16, §9.1)
     pos_encodings: str = "rope"  # "rope", "rope2d" (row and column), "learned" or "none"
-    # also add a learned embedding of each cell's row and column counted from the input grid's
-    # top-left cell: where it is in its grid, whatever the translation (rotary and canvas
-    # positions say only where cells are relative to each other, or on the canvas)
-    grid_positions: bool = False
     puzzle_emb_dim: int = 512  # puzzle vector size; 0 disables puzzle embeddings
     puzzle_emb_len: int = 16  # prefix positions (puzzle vector first); 0: ceil(dim / D), URM's
     # "variant": a row per augmented variant (reference); "task": a row per task, shared by its

@@ -36,7 +36,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from arcpipe.arc.encode import PAD
 from arcpipe.config import ModelConfig
 from arcpipe.errors import ArcpipeError
 from arcpipe.model.layers import Block, Geometry, RotaryEmbedding, linear, trunc_normal_
@@ -83,42 +82,15 @@ def canvas_coordinates(prefix_len: int, seq_len: int) -> torch.Tensor:
     Raises:
         ArcpipeError: the board is not a square canvas.
     """
-    canvas = square_side(seq_len, "model.pos_encodings = rope2d")
+    canvas = math.isqrt(seq_len)
+    if canvas * canvas != seq_len:
+        raise ArcpipeError(
+            f"model.pos_encodings = rope2d needs a square canvas, not {seq_len} cells"
+        )
     cells = torch.arange(seq_len)
     board = torch.stack([cells // canvas, cells % canvas], dim=1)  # (S, 2)
     prefix = (-1 - torch.arange(prefix_len))[:, None].expand(-1, 2)  # (P, 2)
     return torch.cat([prefix, board]).float()
-
-
-def square_side(seq_len: int, option: str) -> int:
-    """The side of a square canvas of ``seq_len`` cells.
-
-    Raises:
-        ArcpipeError: the board is not a square canvas (``option`` needs one).
-    """
-    canvas = math.isqrt(seq_len)
-    if canvas * canvas != seq_len:
-        raise ArcpipeError(f"{option} needs a square canvas, not {seq_len} cells")
-    return canvas
-
-
-def grid_coordinates(
-    inputs: torch.Tensor, positions: torch.Tensor | None, canvas: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each cell's (row, column) counted from the input grid's top-left cell, (B, S) each.
-
-    The grid's top-left is the first row and column holding a non-PAD token (the grid, or its
-    EOS markers); ``positions`` are the cells' canvas positions (B, S) (None: the full canvas in
-    order). Translation moves the grid and its cells together, so the coordinates stay. Cells
-    above or left of the grid (only PAD, as fillers, whose position is -1) count as row or column 0.
-    """
-    if positions is None:
-        positions = torch.arange(inputs.shape[1], device=inputs.device).expand_as(inputs)
-    rows, columns = positions.div(canvas, rounding_mode="floor"), positions.remainder(canvas)
-    off_grid = inputs == PAD
-    top = rows.masked_fill(off_grid, canvas).amin(1, keepdim=True)  # (B, 1)
-    left = columns.masked_fill(off_grid, canvas).amin(1, keepdim=True)
-    return (rows - top).clamp(0, canvas - 1), (columns - left).clamp(0, canvas - 1)
 
 
 class TRM(nn.Module):
@@ -156,15 +128,6 @@ class TRM(nn.Module):
         self.pos = None
         if config.pos_encodings == "learned":
             self.pos = nn.Parameter(trunc_normal_(torch.empty(positions, D), 1 / math.sqrt(D), g))
-        self.grid_rows = self.grid_columns = None
-        if config.grid_positions:
-            canvas = square_side(seq_len, "model.grid_positions")
-            self.grid_rows = nn.Parameter(
-                trunc_normal_(torch.empty(canvas, D), 1 / math.sqrt(D), g)
-            )
-            self.grid_columns = nn.Parameter(
-                trunc_normal_(torch.empty(canvas, D), 1 / math.sqrt(D), g)
-            )
         self.rope = None
         if config.pos_encodings in ("rope", "rope2d"):
             coordinates = (
@@ -226,9 +189,6 @@ class TRM(nn.Module):
         """x: board tokens (B, S), puzzle-table rows (B,), canvas positions (B, S) or None for
         the full canvas, augmentations (B, 11) with a task table -> (B, L, D)."""
         x = self.embed(inputs)  # (B, S, D)
-        if self.grid_rows is not None:
-            rows, columns = grid_coordinates(inputs, positions, self.grid_rows.shape[0])
-            x = x + self.grid_rows[rows] + self.grid_columns[columns]
         if self.puzzle_table is not None:
             B, D = inputs.shape[0], self.config.hidden_size
             vector = self.puzzle_vector(puzzle_ids, augmentation)  # (B, E)
