@@ -31,6 +31,10 @@ interrupted matrix continues where it stopped.
         --arms tiny_boxed=tiny,model.board=boxed urm_tiny_boxed=urm_tiny,model.board=boxed
     python scripts/bench_protocol.py table --results runs/protocol/results.jsonl
     python scripts/bench_protocol.py calibrate --arms tiny_boxed=tiny,model.board=boxed
+
+``views`` gives each run's pass@2 and pass@all from its first V views and the share of views
+answered right; ``fit`` the share of the target tasks' own demonstrations (every trained variant)
+that each trained run's network answers exactly, for the tasks it solves and those it misses.
 """
 
 from __future__ import annotations
@@ -479,10 +483,86 @@ def view_accuracy(c: Candidates, solutions: dict, keep: np.ndarray) -> float:
     return float(np.mean(right)) if right else 0.0
 
 
+def command_fit(args) -> None:
+    """How well each run's network fits the target tasks' own demonstrations (every trained
+    variant, all supervision steps), beside which tasks it solves: whether a task is missed
+    because its rule is not learnt at all or because what is learnt does not carry to the test."""
+    import torch
+
+    from arcpipe.data.dataset import Dataset
+    from arcpipe.data.layout import Bucket, Layout
+    from arcpipe.predict import inference_model, resolve_checkpoint, run_views
+    from arcpipe.train.checkpoint import load_checkpoint
+
+    names = {a.split("=")[0] for a in args.arms}
+    print("| set | arm | seed | demonstrations fitted | tasks solved: fitted | unsolved: fitted |")
+    print("|---|---|---|---|---|---|")
+    for r in load_results(args.results):
+        arm = Arm.parse(f"{r['arm']}={r['spec']}")
+        if (names and r["arm"] not in names) or arm.trained_by:  # a predict-only arm's network
+            continue  # is adapted or its source arm's: measure that arm instead
+        dataset = Dataset.open(prepare(r["set"], arm, args.data_root, args.work))
+        tag = f"{r['set']}-{r['arm']}-seed{r['seed']}-{r['budget']}"
+        ckpt = load_checkpoint(resolve_checkpoint(args.work / "runs" / tag / "run", "last"))
+        model = inference_model(ckpt, dataset, torch.device("cpu"))
+        layout = Layout(dataset, ckpt.config.model.board)
+        variants = np.asarray(dataset.examples("train")[:, 0])
+        tasks = np.asarray(dataset.arrays["variants"])[variants, 0]
+        keep = variants_kept(dataset, variants, ckpt.config.train.num_variants)
+        solved = solved_tasks(args, r, tag)
+        fitted, split = [], {True: [], False: []}
+        for index, task in enumerate(dataset.tasks):
+            if task.role != "target":
+                continue
+            rows = np.flatnonzero((tasks == index) & keep)
+            exact = []
+            for chunk in np.array_split(rows, -(-len(rows) // 32)):
+                bucket = Bucket(int(layout.row_cells("train", chunk).max()), True)
+                out = run_views(
+                    model,
+                    dataset,
+                    "train",
+                    chunk,
+                    torch.device("cpu"),
+                    layout=layout,
+                    bucket=bucket,
+                    loss_kind=ckpt.config.train.loss,
+                )
+                exact.extend(out.exact.tolist())
+            fitted.append(np.mean(exact))
+            split[task.id in solved].append(np.mean(exact))
+        cells = [f"{np.mean(v):.2f} ({len(v)})" if v else "-" for v in (split[True], split[False])]
+        print(
+            f"| {r['set']} | {r['arm']} | {r['seed']} | {np.mean(fitted):.2f} | "
+            f"{cells[0]} | {cells[1]} |"
+        )
+
+
+def variants_kept(dataset, variants: np.ndarray, num_variants: int) -> np.ndarray:
+    """Whether each example's variant is among the first ``num_variants`` of its task (0: all)."""
+    if not num_variants:
+        return np.ones(len(variants), dtype=bool)
+    return dataset.variant_index(variants) < num_variants
+
+
+def solved_tasks(args, r: dict, tag: str) -> set[str]:
+    """Tasks whose every test output the run's submission solves (one of its two attempts)."""
+    solutions = load_solutions(args.data_root / SOURCES[r["set"]])
+    submission = orjson.loads((args.work / "runs" / tag / "submission.json").read_bytes())
+    return {
+        task
+        for task, attempts in submission.items()
+        if all(
+            any(np.array_equal(np.asarray(a[k]), np.asarray(truth)) for k in a)
+            for a, truth in zip(attempts, solutions[task])
+        )
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "table", "calibrate", "views"):
+    for name in ("run", "table", "calibrate", "views", "fit"):
         p = sub.add_parser(name)
         p.add_argument("--results", type=Path, default=REPO / "runs" / "protocol" / "results.jsonl")
         p.add_argument("--work", type=Path, default=REPO / "runs" / "protocol")
@@ -504,6 +584,7 @@ def main() -> None:
         "table": command_table,
         "calibrate": command_calibrate,
         "views": command_views,
+        "fit": command_fit,
     }
     commands[args.command](args)
 
