@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import re
 import shutil
@@ -58,7 +59,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from arcpipe.arc.candidates import Candidates  # noqa: E402
-from arcpipe.arc.score import load_solutions  # noqa: E402
+from arcpipe.arc.score import load_solutions, score_submission  # noqa: E402
 from arcpipe.arc.vote import CROSS_VIEW_RULES, RULES, pass_at_k, vote  # noqa: E402
 
 SETS = REPO / "scripts" / "protocol"
@@ -117,6 +118,13 @@ class Arm:
         b = dict(self.build)
         translate = "" if b["build.translate"] else "-notrans"
         return f"aug{b['build.num_aug']}-canvas{b['build.canvas']}{translate}"
+
+
+@functools.cache
+def set_solutions(data_root: Path, set_name: str) -> dict[str, list[np.ndarray]]:
+    """The held-out test outputs of a set's tasks, by task id (read once per set)."""
+    solutions = load_solutions(data_root / SOURCES[set_name])
+    return {t: solutions[t] for t in task_ids(f"set_{set_name.lower()}")}
 
 
 def task_ids(name: str) -> list[str]:
@@ -274,8 +282,7 @@ def run_one(arm: Arm, set_name: str, seed: int, args, data: Path) -> dict:
     predict_wall, predict_cpu, status = run_process(predict_args + predict_limit, threads, log)
     if status:
         raise SystemExit(f"{tag}: prediction failed, see {log}")
-    solutions = load_solutions(args.data_root / SOURCES[set_name])
-    solutions = {t: solutions[t] for t in task_ids(f"set_{set_name.lower()}")}
+    solutions = set_solutions(args.data_root, set_name)
     text = log.read_text()
     views = re.findall(r"([\d,]+/[\d,]+) views", text)[-1]
     adapted = re.findall(r"test-time training: ([\d,]+) steps", text)
@@ -457,8 +464,7 @@ def command_views(args) -> None:
         c = Candidates.load(args.work / "runs" / tag / "submission.candidates.npz")
         c = c.with_scores(None)  # counting needs none; a subset of views would break them
         rank = dataset.variant_index(np.asarray(dataset.examples("test"))[c.view, 0])
-        solutions = load_solutions(args.data_root / SOURCES[r["set"]])
-        solutions = {t: solutions[t] for t in c.task_ids}
+        solutions = set_solutions(args.data_root, r["set"])
         total = int(rank.max()) + 1
         curve = []
         for views in sorted({v for v in (1, 2, 4, 8, 17, 33, 65, 129, 257) if v < total} | {total}):
@@ -508,7 +514,7 @@ def command_fit(args) -> None:
         layout = Layout(dataset, ckpt.config.model.board)
         variants = np.asarray(dataset.examples("train")[:, 0])
         tasks = np.asarray(dataset.arrays["variants"])[variants, 0]
-        keep = variants_kept(dataset, variants, ckpt.config.train.num_variants)
+        keep = dataset.variant_index(variants) < (ckpt.config.train.num_variants or np.inf)
         solved = solved_tasks(args, r, tag)
         fitted, split = [], {True: [], False: []}
         for index, task in enumerate(dataset.tasks):
@@ -538,25 +544,11 @@ def command_fit(args) -> None:
         )
 
 
-def variants_kept(dataset, variants: np.ndarray, num_variants: int) -> np.ndarray:
-    """Whether each example's variant is among the first ``num_variants`` of its task (0: all)."""
-    if not num_variants:
-        return np.ones(len(variants), dtype=bool)
-    return dataset.variant_index(variants) < num_variants
-
-
 def solved_tasks(args, r: dict, tag: str) -> set[str]:
     """Tasks whose every test output the run's submission solves (one of its two attempts)."""
-    solutions = load_solutions(args.data_root / SOURCES[r["set"]])
     submission = orjson.loads((args.work / "runs" / tag / "submission.json").read_bytes())
-    return {
-        task
-        for task, attempts in submission.items()
-        if all(
-            any(np.array_equal(np.asarray(a[k]), np.asarray(truth)) for k in a)
-            for a, truth in zip(attempts, solutions[task])
-        )
-    }
+    score = score_submission(submission, set_solutions(args.data_root, r["set"]))
+    return {t.task_id for t in score.tasks if all(t.correct)}
 
 
 def main() -> None:
