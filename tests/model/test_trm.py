@@ -320,7 +320,10 @@ def test_two_states_with_swiglu_is_the_trm_of_before_urm() -> None:
     config = ModelConfig(**{**TINY.__dict__, "state": "two", "mlp": "swiglu"})
     assert config == TINY  # the defaults are TRM's
     golden = [-65.5287511413105, 17.103248047457495, -10.959180540810117, 12.734212626168489]
-    assert trm_run_statistics(config) == pytest.approx(golden, rel=1e-10, abs=1e-10)
+    # The initial weights are drawn in float32, whose vectorised kernels differ by an ulp here and
+    # there between CPUs: one ulp in one weight moves these sums by about 1e-8 relative, and
+    # another CPU's draws moved them by 1e-6 (rope_theta 10000 -> 10001 moves them by 2e-5).
+    assert trm_run_statistics(config) == pytest.approx(golden, rel=5e-6)
 
 
 # ----------------------------------------------------------------------------- boxed boards
