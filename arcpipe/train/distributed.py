@@ -6,7 +6,6 @@ NCCL when CUDA is available, gloo otherwise. A single process never creates a gr
 
 from __future__ import annotations
 
-import gc
 import os
 from dataclasses import dataclass
 
@@ -56,12 +55,7 @@ def setup(device: str = "auto") -> Topology:
 
 
 def teardown() -> None:
-    """Leave the process group, collecting garbage first: a DDP wrapper sits in a reference cycle
-    with its reducer, which holds the group, so without a collection it is freed whenever the
-    cyclic collector next runs, possibly at interpreter shutdown, where tearing gloo's threads down
-    aborted a rank now and then (SIGABRT after the work was done, CI)."""
     if dist.is_available() and dist.is_initialized():
-        gc.collect()
         dist.destroy_process_group()
 
 
