@@ -404,29 +404,23 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from arcpipe.config import load_config
 from arcpipe.data.dataset import Dataset
 from arcpipe.train import distributed
 from arcpipe.train.trainer import RunOptions, Trainer
 
-
-def main(data: Path, out: Path, sets: list[str]) -> None:
-    topology = distributed.setup("cpu")
-    config = load_config("tiny", sets)
-    trainer = Trainer(RunOptions(data, config, out, quiet=True), topology, Dataset.open(data))
-    for _ in range(4):
-        trainer.train_step()
-    mine = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
-    every = distributed.gather_objects(mine)
-    if topology.is_main:
-        torch.save(every, out / "rank-weights.pt")
-
-
-# The trainer (its DDP reducer holds the process group) is freed when main returns, before the
-# group is destroyed, as in `arcpipe train`; a module-level trainer lives until interpreter
-# shutdown, and gloo's threads torn down there aborted a rank now and then (CI, 224f650).
-main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:])
+data, out, sets = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
+topology = distributed.setup("cpu")
+config = load_config("tiny", sets)
+trainer = Trainer(RunOptions(data, config, out, quiet=True), topology, Dataset.open(data))
+for _ in range(4):
+    trainer.train_step()
+mine = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+every = distributed.gather_objects(mine)
+if topology.is_main:
+    torch.save(every, out / "rank-weights.pt")
 distributed.teardown()
 """
 
