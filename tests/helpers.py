@@ -6,6 +6,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,12 +85,30 @@ def torchrun(
     ``port_base`` keeps tests that may run at the same time on different rendezvous ports;
     ``faults`` is an ``ARCPIPE_FAULTS`` plan for every rank.
     """
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
-    cmd += ["--master-port", str(port_base + os.getpid() % 1000), *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if faults is not None:
         env["ARCPIPE_FAULTS"] = orjson.dumps(faults).decode()
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+    port = port_base + os.getpid() % 1000
+    for attempt in range(2):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+        cmd += ["--master-port", str(port + 1000 * attempt), *args]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, timeout=300, check=False
+        )
+        if proc.returncode == 0 or GLOO_ABORT not in proc.stderr:
+            break
+        warnings.warn(
+            f"torchrun: a rank aborted ({GLOO_ABORT!r}); launched again: {args}", stacklevel=2
+        )
+    return proc
+
+
+# In CI one torchrun launch in every 20-40 loses a rank to SIGABRT in C++ with this message
+# (four clean-clone runs on 2026-12-06, rank 1 in every log kept, three different tests), while 30
+# launches of the same job here, idle and loaded, never did. What aborts is not known: neither
+# freeing the trainer before the group is destroyed nor collecting garbage first stopped it. Such
+# a launch is run once more from scratch, with a warning in the test summary so it stays visible.
+GLOO_ABORT = "terminate called without an active exception"
 
 
 def torchrun_arcpipe(
