@@ -474,6 +474,13 @@ def _print_training_note(data: Path) -> None:
 )
 @click.option("--adapt-time", help="Test-time training for at most this long (wall).")
 @click.option("--adapt-cpu-time", help="Test-time training for at most this much CPU time.")
+@click.option(
+    "--adapt-lr-scale",
+    default=1.0,
+    show_default=True,
+    help="Test-time training steps with the run's learning rates (dense and puzzle table) "
+    "times this.",
+)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True)
 def predict(
@@ -495,6 +502,7 @@ def predict(
     adapt_steps,
     adapt_time,
     adapt_cpu_time,
+    adapt_lr_scale,
     device,
     quiet,
 ) -> None:
@@ -522,6 +530,7 @@ def predict(
             adapt_steps=adapt_steps,
             adapt_time=parse_duration(adapt_time),
             adapt_cpu_time=parse_duration(adapt_cpu_time),
+            adapt_lr_scale=adapt_lr_scale,
             device=device,
             quiet=quiet,
         )

@@ -358,6 +358,7 @@ class PredictOptions:
     adapt_steps: int | None = None
     adapt_time: float | None = None  # seconds
     adapt_cpu_time: float | None = None  # seconds of this process's CPU time
+    adapt_lr_scale: float = 1.0  # the run's learning rates times this while adapting
     quiet: bool = False
 
 
@@ -497,7 +498,9 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     signal_stop, adaptation = StopSignal(), None
     if budget:
         with signal_stop:
-            model, adaptation = adapt(ckpt, dataset, topo, budget, signal_stop)
+            model, adaptation = adapt(
+                ckpt, dataset, topo, budget, signal_stop, options.adapt_lr_scale
+            )
     if options.supervision_steps:
         model.config.supervision_steps = options.supervision_steps
     loss_kind = config.train.loss
@@ -594,6 +597,8 @@ def _check_options(options: PredictOptions) -> None:
     for name in ("adapt_steps", "adapt_time", "adapt_cpu_time"):
         if (getattr(options, name) or 0) < 0:
             raise ArcpipeError(f"--{name.replace('_', '-')} must be >= 0")
+    if not options.adapt_lr_scale > 0:
+        raise ArcpipeError("--adapt-lr-scale must be > 0")
     if options.vote_rule in CROSS_VIEW_RULES and options.cross_view_k == 0:
         raise ArcpipeError(f"--vote-rule {options.vote_rule} needs --cross-view-k >= 1")
 

@@ -3,9 +3,11 @@
 The run is restored exactly as ``--resume`` would (weights, EMA, optimizers, step, learning-rate
 schedule), then steps on the training examples of the target tasks only (their demonstrations in
 every built variant, or in fresh views with ``train.fresh_augmentations``), by the same epoch rule
-and deep supervision as training, until a budget of steps, wall or CPU seconds is spent. Nothing
-is written: the adapted network (its EMA weights when the run keeps an EMA) serves the prediction
-that follows and is then dropped. Under torchrun every rank steps together, as in training.
+and deep supervision as training, until a budget of steps, wall or CPU seconds is spent, with
+the run's learning rates (dense and puzzle table alike) times ``lr_scale`` (1: the run's own,
+schedule included). Nothing is written: the adapted network (its EMA weights when the run keeps
+an EMA) serves the prediction that follows and is then dropped. Under torchrun every rank steps
+together, as in training.
 
 This spends prediction time where the reference spends none (it predicts with the trained weights
 as they are); ``predict --adapt-steps/--adapt-time/--adapt-cpu-time`` 0 (the default) is the
@@ -14,6 +16,7 @@ reference's behaviour.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from arcpipe.config import Config
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.sampler import BucketedSampler
 from arcpipe.errors import ArcpipeError
@@ -100,6 +104,7 @@ def adapt(
     topo: dist.Topology,
     budget: AdaptBudget,
     stop: StopSignal | None = None,
+    lr_scale: float = 1.0,
 ) -> tuple[torch.nn.Module, Adaptation]:
     """Continue ``ckpt``'s run on the target tasks' demonstrations; see the module docstring.
 
@@ -114,7 +119,8 @@ def adapt(
     """
     start, start_cpu = time.monotonic(), time.process_time()
     check_adaptable(ckpt, dataset)
-    trainer = Trainer(RunOptions(Path(dataset.path), ckpt.config, ckpt.path), topo, dataset)
+    config = scaled_lr(ckpt.config, lr_scale)
+    trainer = Trainer(RunOptions(Path(dataset.path), config, ckpt.path), topo, dataset)
     trainer.restore(ckpt)
     cfg = trainer.config.train
     trainer.sampler = BucketedSampler(
@@ -143,6 +149,13 @@ def adapt(
         stopped,
     )
     return model, summary
+
+
+def scaled_lr(config: Config, scale: float) -> Config:
+    """A copy of ``config`` with its dense and puzzle-table learning rates times ``scale``."""
+    train = config.train
+    lrs = {"lr": train.lr * scale, "puzzle_emb_lr": train.puzzle_emb_lr * scale}
+    return dataclasses.replace(config, train=dataclasses.replace(train, **lrs))
 
 
 def _adapt_loop(

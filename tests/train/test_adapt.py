@@ -20,6 +20,7 @@ from arcpipe.predict import PredictOptions, predict, target_test_inputs
 from arcpipe.train import distributed as dist
 from arcpipe.train.adapt import AdaptBudget, adapt, target_task_indices
 from arcpipe.train.checkpoint import load_checkpoint
+from arcpipe.train.ema import EMA
 
 TRAINED_STEPS = 6
 
@@ -76,6 +77,34 @@ def test_adaptation_continues_the_run_on_the_target_tasks_rows_only(
         assert torch.equal(p, q), name  # deterministic on CPU
 
 
+def test_the_adapt_lr_scale_multiplies_every_update_of_the_step(
+    run: Path, sample_dataset: Path, monkeypatch
+) -> None:
+    """One adapted step at lr x1 and x2 from the same checkpoint: the step's update of every
+    weight (AdamATan2's, weight decay's, the puzzle table's sign step: all linear in the lr)
+    doubles. The raw adapted weights are caught as the run's EMA replaces them."""
+    dataset = Dataset.open(sample_dataset)
+    tensors = load_checkpoint(run).tensors
+    before = {**tensors["weights"], "puzzle_table.weights": tensors["puzzle_table"]["weights"]}
+    adapted: list[dict[str, torch.Tensor]] = []
+    copy_to = EMA.copy_to
+
+    def catching(self, model):
+        adapted.append({n: t.clone() for n, t in model.state_dict().items()})
+        copy_to(self, model)
+
+    monkeypatch.setattr(EMA, "copy_to", catching)
+    for scale in (1.0, 2.0):
+        model, _ = adapt(
+            load_checkpoint(run), dataset, dist.setup("cpu"), AdaptBudget(steps=1), None, scale
+        )
+    once, twice = adapted
+    moved = {n for n, weights in before.items() if (once[n] - weights).abs().max() > 1e-4}
+    assert moved == {n for n, _ in model.named_parameters()} | {"puzzle_table.weights"}
+    for name, weights in before.items():  # (the fixed buffers stay: 0 = 2 x 0)
+        torch.testing.assert_close(twice[name] - weights, 2 * (once[name] - weights))
+
+
 def test_predict_after_adaptation_writes_a_valid_submission_from_the_adapted_network(
     run: Path, sample_dataset: Path, tmp_path: Path
 ) -> None:
@@ -107,6 +136,9 @@ def test_the_adapt_options_are_checked_and_reported(
     out = tmp_path / "s.json"
     bad = CliRunner().invoke(main, [*base, "--out", str(out), "--adapt-steps", "-1"])
     assert bad.exit_code == 2 and "--adapt-steps must be >= 0" in bad.stderr
+    assert not out.exists()
+    bad = CliRunner().invoke(main, [*base, "--out", str(out), "--adapt-lr-scale", "0"])
+    assert bad.exit_code == 2 and "--adapt-lr-scale must be > 0" in bad.stderr
     assert not out.exists()
     result = CliRunner().invoke(main, [*base, "--out", str(out), "--adapt-steps", "2"])
     assert result.exit_code == 0, result.output
