@@ -23,7 +23,8 @@ Arms are ``NAME=RECIPE[,key=value...]``: ``build.canvas``, ``build.num_aug`` and
 ``predict.OPTION=VALUE`` passes ``--OPTION VALUE`` to ``arcpipe predict``
 (``predict.vote_rule=poe``; ``predict.adapt_cpu_time=230s``, test-time training, whose steps
 are recorded), ``from=ARM`` predicts from ARM's trained run of the same set, seed and budget
-instead of training (it must have run first), and every other key is a ``--set`` override.
+instead of training (in the same command such arms run after all the training ones), and every
+other key is a ``--set`` override.
 Results go to ``--results`` (JSON lines); a run already there is not run again, so an
 interrupted matrix continues where it stopped.
 
@@ -352,9 +353,11 @@ def command_run(args) -> None:
             f.write(orjson.dumps(row) + b"\n")
         print(format_row(row), flush=True)
 
-    with ThreadPoolExecutor(args.jobs) as pool:
-        for future in [pool.submit(work, job) for job in jobs]:
-            future.result()
+    # The arms that train first, then those that predict from their runs (``from=ARM``).
+    for phase in ([j for j in jobs if not j[0].trained_by], [j for j in jobs if j[0].trained_by]):
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for future in [pool.submit(work, job) for job in phase]:
+                future.result()
 
 
 HEADER = (
