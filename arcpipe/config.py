@@ -157,6 +157,9 @@ class TrainConfig:
     # permutation, translation when the dataset has it) instead of its stored variant's, so a
     # task is trained on up to 8 x 9! views, not its build's few; needs model.puzzle_table = task
     fresh_augmentations: bool = False
+    # Denoising (arcpipe.train.act): the chance a training sample starts from its target with a
+    # uniformly random share of its cells revealed, instead of blank; 0: the reference's start
+    denoise_prob: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("train.lr_schedule", self.lr_schedule, ("constant", "cosine"))
@@ -177,6 +180,8 @@ class TrainConfig:
             raise ArcpipeError("train.global_batch_size must be >= 1")
         if self.board_buckets < 1:
             raise ArcpipeError("train.board_buckets must be >= 1")
+        if not 0.0 <= self.denoise_prob <= 1.0:
+            raise ArcpipeError(f"train.denoise_prob must be in [0, 1]; got {self.denoise_prob}")
         if self.num_variants < 0:
             raise ArcpipeError("train.num_variants must be >= 0 (0: every variant)")
 

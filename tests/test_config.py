@@ -95,6 +95,7 @@ def test_overrides_with_and_without_section() -> None:
         ("model.pos_encodings=rope3d", "model.pos_encodings must be one of rope, rope2d"),
         ("train.muon_params=all", "train.muon_params must be one of matrices, hidden"),
         ("train.num_variants=-1", "train.num_variants must be >= 0"),
+        ("train.denoise_prob=1.5", "train.denoise_prob must be in \\[0, 1\\]"),
         ("model.hidden_size=102", "multiple of model.num_heads"),
         ("noequals", "key=value"),
     ],

@@ -24,6 +24,9 @@ so T n applications of ``f``, gradients through the last n (URM's truncated back
 through loops); the logits and halting logits come from ``h`` as from ``y``. URM's network also
 uses ``mlp = "conv_swiglu"`` and a one-position prefix (``puzzle_emb_len = 0``).
 
+With denoising (``train.denoise_prob``, :mod:`arcpipe.train.act`) some training samples start
+from their target partly revealed in y (or h) instead of blank (:meth:`TRM.reveal`).
+
 Shape legend: B batch, S board tokens, P puzzle-prefix positions, L = P + S, D hidden, V vocab.
 """
 
@@ -273,6 +276,19 @@ class TRM(nn.Module):
         return RecursionState(
             restart(self.answer_init, state.answer), restart(self.latent_init, state.latent)
         )
+
+    def reveal(
+        self, state: RecursionState, labels: torch.Tensor, cells: torch.Tensor
+    ) -> RecursionState:
+        """Denoising's start (``train.denoise_prob``): the answer state (y, or h) of each board
+        cell set in ``cells`` (B, S) plus the embedding of its target token ``labels`` (B, S),
+        scaled as an input's; unsupervised cells (IGNORE) and the prefix stay as they are."""
+        shown = (cells & (labels >= 0))[..., None]  # (B, S, 1)
+        hint = self.embed_scale * self.embed(labels.clamp(min=0))  # (B, S, D)
+        board = state.answer[:, self.prefix_len :]
+        board = torch.where(shown, board + hint.to(board.dtype), board)
+        answer = torch.cat([state.answer[:, : self.prefix_len], board], dim=1)
+        return RecursionState(answer, state.latent)
 
     def forward(
         self,

@@ -5,6 +5,11 @@ Each training step runs one supervision step on every slot of the batch. A slot 
 probability ``halt_exploration_prob`` a sample must first reach a random minimum of 2..N_sup
 steps. Halted slots take the row at the same index of the next batch, with fresh y and z; the
 other rows of that batch are discarded, as in the reference. Evaluation always runs N_sup steps.
+
+Denoising (``train.denoise_prob`` > 0; after Denoising Recursion Models, arXiv 2604.18839, not in
+the reference): a training sample may start from its target with a random share of its cells
+revealed in the answer state, and is trained to reach the whole target over its supervision
+steps from there; prediction always starts blank (every cell "noise"), the reference's start.
 """
 
 from __future__ import annotations
@@ -86,21 +91,39 @@ def draw_exploration(
     return Exploration(explore, min_steps)
 
 
+def draw_reveal(
+    generator: torch.Generator, global_batch: int, board_len: int, prob: float
+) -> torch.Tensor:
+    """Denoising's draws for the whole global batch on CPU, (B, S) bool: the target cells each
+    slot's sample would start from, were it to start at this step. With probability ``prob`` a
+    slot's start is a corrupted target: each cell kept with a probability drawn uniformly from
+    [0, 1) for the slot (so every noise level is trained); otherwise no cell (the blank start)."""
+    noisy = torch.rand(global_batch, generator=generator) < prob
+    kept = torch.rand(global_batch, generator=generator)
+    cells = torch.rand(global_batch, board_len, generator=generator) < kept[:, None]
+    return cells & noisy[:, None]
+
+
 def act_step(
     model: TRM,
     carry: Carry,
     batch: Batch,
     exploration: Exploration | None,
     forward: Callable[..., StepOutput] | None = None,
+    reveal: torch.Tensor | None = None,
 ) -> tuple[Carry, StepOutput]:
     """One supervision step on every slot; halted slots first take ``batch``'s rows.
 
     ``exploration`` is None in evaluation: then nothing halts before N_sup steps. ``forward`` is
-    the module to call (a DDP wrapper of ``model``); ``model`` itself by default.
+    the module to call (a DDP wrapper of ``model``); ``model`` itself by default. ``reveal``
+    (B, S) bool, training with denoising only: the target cells a sample that starts at this
+    step begins from (:meth:`TRM.reveal`); slots continuing a sample ignore it.
     """
     state = model.reset(RecursionState(carry.answer, carry.latent), carry.halted)
     steps = torch.where(carry.halted, 0, carry.steps)
     current = carry.batch.where(carry.halted, batch)
+    if reveal is not None:
+        state = model.reveal(state, current.labels, reveal & carry.halted[:, None])
     out = (model if forward is None else forward)(
         state,
         current.inputs,

@@ -30,7 +30,7 @@ from arcpipe.model.puzzle_embedding import SparseSignSGD
 from arcpipe.model.trm import TRM
 from arcpipe.precision import autocast, compute_dtype
 from arcpipe.train import distributed as dist
-from arcpipe.train.act import Carry, act_step, draw_exploration, initial_carry
+from arcpipe.train.act import Carry, act_step, draw_exploration, draw_reveal, initial_carry
 from arcpipe.train.checkpoint import (
     Checkpoint,
     begin_checkpoint,
@@ -122,6 +122,9 @@ class Trainer:
             cfg.num_variants,
         )
         self.exploration_rng = torch.Generator().manual_seed(cfg.seed + 1)
+        self.denoise_rng = None  # denoising's draws: their own stream, so 0 changes nothing
+        if cfg.denoise_prob > 0:
+            self.denoise_rng = torch.Generator().manual_seed(cfg.seed + 2)
         self.carries: dict[int, Carry] = {}  # one ACT carry per bucket of boards
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sittings
@@ -168,9 +171,16 @@ class Trainer:
             self.config.model.halt_exploration_prob,
         )
         draws.explore, draws.min_steps = self._mine(draws.explore), self._mine(draws.min_steps)
+        reveal = None
+        if self.denoise_rng is not None:
+            board_len = batch.inputs.shape[1]
+            reveal = draw_reveal(
+                self.denoise_rng, cfg.global_batch_size, board_len, cfg.denoise_prob
+            )
+            reveal = self._mine(reveal).to(self.device)
         self.model.train()
         with autocast(self.device, self.model.compute_dtype):
-            carry, out = act_step(self.model, carry, batch, draws, self.forward)
+            carry, out = act_step(self.model, carry, batch, draws, self.forward, reveal)
             loss = step_loss(
                 out.logits, out.q_halt, carry.batch.labels, cfg.loss, cfg.q_loss_weight
             )
@@ -290,12 +300,19 @@ class Trainer:
                     "dense": self.optimizer.state_dict(),
                     "sparse": {} if self.sparse is None else self.sparse.state_dict(),
                 },
-                "rng": {"exploration": self.exploration_rng.get_state()},
+                "rng": self._rng_states(),
             }
             write_checkpoint_files(tmp, tensors, self.state_record(), self.config)
             finish_checkpoint(tmp, folder)
             point_link(run, "last", folder)
         dist.barrier()
+
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        """The training draws' generator states (denoising's only when it is on)."""
+        states = {"exploration": self.exploration_rng.get_state()}
+        if self.denoise_rng is not None:
+            states["denoise"] = self.denoise_rng.get_state()
+        return states
 
     def restore(self, ckpt: Checkpoint) -> None:
         """Continue from a checkpoint of this run (bit-exact on CPU)."""
@@ -314,6 +331,8 @@ class Trainer:
         if self.sparse is not None:
             self.sparse.load_state_dict(t["optimizer"]["sparse"])
         self.exploration_rng.set_state(t["rng"]["exploration"])
+        if self.denoise_rng is not None and "denoise" in t["rng"]:
+            self.denoise_rng.set_state(t["rng"]["denoise"])
         self.sampler.load_state_dict(ckpt.state["sampler"])
         self.step = int(ckpt.state["step"])
         self.elapsed = float(ckpt.state.get("elapsed_seconds", 0.0))

@@ -144,7 +144,7 @@ def carried_buckets(checkpoint: Path) -> int:
 
 
 # Issue 20's options together: 2D rotary positions, NorMuon on the hidden matrices, the first 2
-# of each task's 4 variants, the task-shared puzzle table, fresh augmentations.
+# of each task's 4 variants, the task-shared puzzle table, fresh augmentations, denoising.
 LEARNING_OPTIONS = [
     "model.pos_encodings=rope2d",
     "train.optimizer=normuon",
@@ -152,14 +152,16 @@ LEARNING_OPTIONS = [
     "train.num_variants=2",
     "model.puzzle_table=task",
     "train.fresh_augmentations=true",
+    "train.denoise_prob=0.5",
 ]
 TASK_TABLE = ["model.puzzle_table=task"]
+OPTIONS = ", issue-20 options"
 # (board, overrides, what the fault sweep's phase adds to its name)
 SIGKILL_CASES = [
     ("full", [], ""),
     ("boxed", [], ""),
     ("full", TASK_TABLE, ", task table"),
-    ("boxed", LEARNING_OPTIONS, ", issue-20 options"),
+    ("boxed", LEARNING_OPTIONS, OPTIONS),
 ]
 # Muon's bfloat16 Newton-Schulz cannot match one process to float tolerance (two ranks sum the
 # gradient in another order): test_two_gloo_ranks_keep_identical_weights_with_muon covers it.
@@ -168,7 +170,7 @@ GLOO_CASES = [
     ("full", [], ""),
     ("boxed", [], ""),
     ("boxed", TASK_TABLE, ", task table"),
-    ("boxed", WITHOUT_MUON, ", issue-20 options"),
+    ("boxed", WITHOUT_MUON, OPTIONS),
 ]
 
 
@@ -197,8 +199,12 @@ def test_resume_after_sigkill_continues_from_the_checkpoint_and_equals_uninterru
     assert in_flight(killed / "last") > 0, where  # samples mid-flight in the saved carry
     if board == "boxed":
         assert carried_buckets(killed / "last") > 1, where  # one carry per bucket of boards
-    fresh = torch.Generator().manual_seed(last.config.train.seed + 1).get_state()
-    assert not torch.equal(last.tensors["rng"]["exploration"], fresh), where
+    streams = {"exploration": 1, "denoise": 2}  # each draw stream's seed offset
+    denoising = any(o.startswith("train.denoise_prob") for o in options)
+    assert last.tensors["rng"].keys() == ({*streams} if denoising else {"exploration"}), where
+    for stream, state in last.tensors["rng"].items():
+        fresh = torch.Generator().manual_seed(last.config.train.seed + streams[stream])
+        assert not torch.equal(state, fresh.get_state()), (stream, where)
 
     resumed = run_arcpipe([*args, "--resume", "auto"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
