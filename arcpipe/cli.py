@@ -481,6 +481,12 @@ def _print_training_note(data: Path) -> None:
     help="Test-time training steps with the run's learning rates (dense and puzzle table) "
     "times this.",
 )
+@click.option(
+    "--adapt-fresh-views",
+    is_flag=True,
+    help="Test-time training on fresh random augmentations of the demonstrations (as "
+    "train.fresh_augmentations) rather than the built variants; needs a task-table run.",
+)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True)
 def predict(
@@ -503,6 +509,7 @@ def predict(
     adapt_time,
     adapt_cpu_time,
     adapt_lr_scale,
+    adapt_fresh_views,
     device,
     quiet,
 ) -> None:
@@ -531,6 +538,7 @@ def predict(
             adapt_time=parse_duration(adapt_time),
             adapt_cpu_time=parse_duration(adapt_cpu_time),
             adapt_lr_scale=adapt_lr_scale,
+            adapt_fresh_views=adapt_fresh_views,
             device=device,
             quiet=quiet,
         )

@@ -359,6 +359,7 @@ class PredictOptions:
     adapt_time: float | None = None  # seconds
     adapt_cpu_time: float | None = None  # seconds of this process's CPU time
     adapt_lr_scale: float = 1.0  # the run's learning rates times this while adapting
+    adapt_fresh_views: bool = False  # adapt on fresh augmentations of the demonstrations
     quiet: bool = False
 
 
@@ -485,7 +486,7 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     config = ckpt.config
     budget = AdaptBudget(options.adapt_steps, options.adapt_time, options.adapt_cpu_time)
     if budget:
-        check_adaptable(ckpt, dataset)  # refused before anything is written
+        check_adaptable(ckpt, dataset, options.adapt_fresh_views)  # before anything is written
     else:
         model = inference_model(ckpt, dataset, topo.device)  # likewise
     layout = Layout(dataset, config.model.board)
@@ -499,7 +500,13 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     if budget:
         with signal_stop:
             model, adaptation = adapt(
-                ckpt, dataset, topo, budget, signal_stop, options.adapt_lr_scale
+                ckpt,
+                dataset,
+                topo,
+                budget,
+                signal_stop,
+                options.adapt_lr_scale,
+                options.adapt_fresh_views,
             )
     if options.supervision_steps:
         model.config.supervision_steps = options.supervision_steps
@@ -599,6 +606,16 @@ def _check_options(options: PredictOptions) -> None:
             raise ArcpipeError(f"--{name.replace('_', '-')} must be >= 0")
     if not options.adapt_lr_scale > 0:
         raise ArcpipeError("--adapt-lr-scale must be > 0")
+    budget = (options.adapt_steps, options.adapt_time, options.adapt_cpu_time)
+    for name, given in (
+        ("--adapt-lr-scale", options.adapt_lr_scale != 1.0),
+        ("--adapt-fresh-views", options.adapt_fresh_views),
+    ):
+        if given and not any(budget):
+            raise ArcpipeError(
+                f"{name} needs test-time training: give --adapt-steps, --adapt-time or "
+                "--adapt-cpu-time"
+            )
     if options.vote_rule in CROSS_VIEW_RULES and options.cross_view_k == 0:
         raise ArcpipeError(f"--vote-rule {options.vote_rule} needs --cross-view-k >= 1")
 

@@ -20,9 +20,9 @@ Budgets (``--budget``):
 
 Arms are ``NAME=RECIPE[,key=value...]``: ``build.canvas``, ``build.num_aug`` and
 ``build.translate`` change the dataset (built once per set and build, cached under ``--work``),
-``predict.OPTION=VALUE`` passes ``--OPTION VALUE`` to ``arcpipe predict``
-(``predict.vote_rule=poe``; ``predict.adapt_cpu_time=230s``, test-time training, whose steps
-are recorded), ``from=ARM`` predicts from ARM's trained run of the same set, seed and budget
+``predict.OPTION=VALUE`` passes ``--OPTION VALUE`` to ``arcpipe predict``, ``--OPTION`` alone
+for ``true`` (``predict.vote_rule=poe``; ``predict.adapt_cpu_time=230s``, test-time training,
+whose steps are recorded; ``predict.adapt_fresh_views=true``), ``from=ARM`` predicts from ARM's trained run of the same set, seed and budget
 instead of training (in the same command such arms run after all the training ones), and every
 other key is a ``--set`` override.
 Results go to ``--results`` (JSON lines); a run already there is not run again, so an
@@ -108,6 +108,14 @@ class Arm:
         return Arm(
             name or recipe, recipe, tuple(overrides), build_items, tuple(predict), trained_by
         )
+
+    @property
+    def predict_args(self) -> list[str]:
+        """Its ``arcpipe predict`` options; a value of ``true`` is a bare flag."""
+        pairs = zip(self.predict[::2], self.predict[1::2])
+        return [
+            x for option, value in pairs for x in ([option] if value == "true" else [option, value])
+        ]
 
     @property
     def vote_rule(self) -> str:
@@ -279,7 +287,7 @@ def run_one(arm: Arm, set_name: str, seed: int, args, data: Path) -> dict:
     submission = run / "submission.json"
     predict_args = ["predict", "--run", str(trained / "run"), "--checkpoint", "last"]
     predict_args += ["--data", str(data), "--attempts", "2", "--out", str(submission), "--quiet"]
-    predict_args += arm.predict
+    predict_args += arm.predict_args
     predict_wall, predict_cpu, status = run_process(predict_args + predict_limit, threads, log)
     if status:
         raise SystemExit(f"{tag}: prediction failed, see {log}")

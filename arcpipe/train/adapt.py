@@ -2,7 +2,8 @@
 
 The run is restored exactly as ``--resume`` would (weights, EMA, optimizers, step, learning-rate
 schedule), then steps on the training examples of the target tasks only (their demonstrations in
-every built variant, or in fresh views with ``train.fresh_augmentations``), by the same epoch rule
+every built variant, or in fresh views when the run trained with ``train.fresh_augmentations``
+or ``fresh_views`` asks for them), by the same epoch rule
 and deep supervision as training, until a budget of steps, wall or CPU seconds is spent, with
 the run's learning rates (dense and puzzle table alike) times ``lr_scale`` (1: the run's own,
 schedule included). Nothing is written: the adapted network (its EMA weights when the run keeps
@@ -74,14 +75,21 @@ def target_task_indices(dataset: Dataset) -> np.ndarray:
     return np.array([i for i, t in enumerate(dataset.tasks) if t.role == "target"], dtype=np.int64)
 
 
-def check_adaptable(ckpt: Checkpoint, dataset: Dataset) -> None:
+def check_adaptable(ckpt: Checkpoint, dataset: Dataset, fresh_views: bool = False) -> None:
     """Refuse what :func:`adapt` cannot continue, before anything is written.
 
     Raises:
         ArcpipeError: a checkpoint of another dataset, a weights-only checkpoint (an imported
-            one: nothing to continue), or target tasks without training examples.
+            one: nothing to continue), target tasks without training examples, or fresh views
+            asked of a run with a per-variant puzzle table (a fresh view has no row there).
     """
     check_dataset(ckpt, dataset, exact=True)
+    if fresh_views and ckpt.config.model.puzzle_table != "task":
+        raise ArcpipeError(
+            "--adapt-fresh-views needs a run with model.puzzle_table = task (a fresh view has "
+            "no row in a per-variant table)",
+            file=ckpt.path,
+        )
     if not ckpt.holds_run:
         raise ArcpipeError(
             "holds weights only (an imported checkpoint), not a run to continue: test-time "
@@ -105,6 +113,7 @@ def adapt(
     budget: AdaptBudget,
     stop: StopSignal | None = None,
     lr_scale: float = 1.0,
+    fresh_views: bool = False,
 ) -> tuple[torch.nn.Module, Adaptation]:
     """Continue ``ckpt``'s run on the target tasks' demonstrations; see the module docstring.
 
@@ -118,8 +127,8 @@ def adapt(
         ArcpipeError: as :func:`check_adaptable`.
     """
     start, start_cpu = time.monotonic(), time.process_time()
-    check_adaptable(ckpt, dataset)
-    config = scaled_lr(ckpt.config, lr_scale)
+    check_adaptable(ckpt, dataset, fresh_views)
+    config = adaptation_config(ckpt.config, lr_scale, fresh_views)
     trainer = Trainer(RunOptions(Path(dataset.path), config, ckpt.path), topo, dataset)
     trainer.restore(ckpt)
     cfg = trainer.config.train
@@ -151,11 +160,14 @@ def adapt(
     return model, summary
 
 
-def scaled_lr(config: Config, scale: float) -> Config:
-    """A copy of ``config`` with its dense and puzzle-table learning rates times ``scale``."""
+def adaptation_config(config: Config, lr_scale: float, fresh_views: bool) -> Config:
+    """A copy of ``config`` with its dense and puzzle-table learning rates times ``lr_scale``,
+    and fresh augmentations on if ``fresh_views`` (else as the run trained)."""
     train = config.train
-    lrs = {"lr": train.lr * scale, "puzzle_emb_lr": train.puzzle_emb_lr * scale}
-    return dataclasses.replace(config, train=dataclasses.replace(train, **lrs))
+    changes = {"lr": train.lr * lr_scale, "puzzle_emb_lr": train.puzzle_emb_lr * lr_scale}
+    if fresh_views:
+        changes["fresh_augmentations"] = True
+    return dataclasses.replace(config, train=dataclasses.replace(train, **changes))
 
 
 def _adapt_loop(

@@ -16,6 +16,7 @@ from arcpipe.arc.submission import validate_submission
 from arcpipe.cli import main
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.sampler import BucketedSampler
+from arcpipe.model.puzzle_embedding import AugmentationCode
 from arcpipe.predict import PredictOptions, predict, target_test_inputs
 from arcpipe.train import distributed as dist
 from arcpipe.train.adapt import AdaptBudget, adapt, target_task_indices
@@ -140,11 +141,55 @@ def test_the_adapt_options_are_checked_and_reported(
     bad = CliRunner().invoke(main, [*base, "--out", str(out), "--adapt-lr-scale", "0"])
     assert bad.exit_code == 2 and "--adapt-lr-scale must be > 0" in bad.stderr
     assert not out.exists()
+    bad = CliRunner().invoke(main, [*base, "--out", str(out), "--adapt-lr-scale", "2"])
+    assert bad.exit_code == 2 and "--adapt-lr-scale needs test-time training" in bad.stderr
+    assert not out.exists()
     result = CliRunner().invoke(main, [*base, "--out", str(out), "--adapt-steps", "2"])
     assert result.exit_code == 0, result.output
     assert f"test-time training: 2 steps on the target tasks from step {TRAINED_STEPS}" in (
         " ".join(result.output.split())
     )
+
+
+def test_fresh_views_adapt_on_new_augmentations_and_need_a_task_table(
+    run: Path, sample_dataset: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """With a task table, --adapt-fresh-views adapts on augmentations the build never stored
+    (the targets' demonstrations only, as ever); a per-variant table's run refuses it."""
+    table_run = tmp_path / "table"
+    sets = ["train.ema=true", "model.puzzle_table=task"]
+    trained = CliRunner().invoke(
+        main, train_args(sample_dataset, table_run, "--max-steps", "2", sets=sets)
+    )
+    assert trained.exit_code == 0, trained.output
+    dataset = Dataset.open(sample_dataset)
+    seen: list[torch.Tensor] = []
+    forward = AugmentationCode.forward
+
+    def recording(self, augmentation):
+        if self.training:
+            seen.append(augmentation.clone())
+        return forward(self, augmentation)
+
+    monkeypatch.setattr(AugmentationCode, "forward", recording)
+    codes = {}
+    for fresh in (False, True):
+        seen.clear()
+        ckpt = load_checkpoint(table_run)
+        adapt(ckpt, dataset, dist.setup("cpu"), AdaptBudget(steps=4), None, 1.0, fresh)
+        codes[fresh] = {tuple(c) for c in torch.cat(seen).tolist()}
+    variants = np.asarray(dataset.arrays["variants"])
+    stored = np.isin(variants[:, 0], target_task_indices(dataset)).sum()
+    assert len(codes[False]) <= stored  # the targets' built variants
+    assert len(codes[True]) > stored and len(codes[True] - codes[False]) > stored
+    base = ["predict", "--run", str(run), "--data", str(sample_dataset)]
+    out = tmp_path / "s.json"
+    bad = CliRunner().invoke(main, [*base, "--out", str(out), "--adapt-fresh-views"])
+    assert bad.exit_code == 2 and "--adapt-fresh-views needs test-time training" in bad.stderr
+    args = [*base, "--out", str(out), "--adapt-fresh-views", "--adapt-steps", "1"]
+    bad = CliRunner().invoke(main, args)
+    assert bad.exit_code == 2 and "needs a run with model.puzzle_table = task" in bad.stderr
+    assert not out.exists()
 
 
 @pytest.mark.slow
