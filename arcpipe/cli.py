@@ -487,6 +487,12 @@ def _print_training_note(data: Path) -> None:
     help="Test-time training on fresh random augmentations of the demonstrations (as "
     "train.fresh_augmentations) rather than the built variants; needs a task-table run.",
 )
+@click.option(
+    "--adapt-ensemble",
+    is_flag=True,
+    help="Predict every view with the trained network first, then with the adapted one, and "
+    "vote both passes together (as arcpipe vote merges two runs).",
+)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True)
 def predict(
@@ -510,6 +516,7 @@ def predict(
     adapt_cpu_time,
     adapt_lr_scale,
     adapt_fresh_views,
+    adapt_ensemble,
     device,
     quiet,
 ) -> None:
@@ -539,6 +546,7 @@ def predict(
             adapt_cpu_time=parse_duration(adapt_cpu_time),
             adapt_lr_scale=adapt_lr_scale,
             adapt_fresh_views=adapt_fresh_views,
+            adapt_ensemble=adapt_ensemble,
             device=device,
             quiet=quiet,
         )

@@ -360,6 +360,7 @@ class PredictOptions:
     adapt_cpu_time: float | None = None  # seconds of this process's CPU time
     adapt_lr_scale: float = 1.0  # the run's learning rates times this while adapting
     adapt_fresh_views: bool = False  # adapt on fresh augmentations of the demonstrations
+    adapt_ensemble: bool = False  # vote the trained network's views with the adapted one's
     quiet: bool = False
 
 
@@ -487,100 +488,154 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     budget = AdaptBudget(options.adapt_steps, options.adapt_time, options.adapt_cpu_time)
     if budget:
         check_adaptable(ckpt, dataset, options.adapt_fresh_views)  # before anything is written
-    else:
-        model = inference_model(ckpt, dataset, topo.device)  # likewise
-    layout = Layout(dataset, config.model.board)
+    # Built before adapting uses the checkpoint up (and, without adaptation, before anything
+    # is written: a bad checkpoint is refused first).
+    trained = (
+        None
+        if budget and not options.adapt_ensemble
+        else inference_model(ckpt, dataset, topo.device)
+    )
     test_inputs = target_test_inputs(dataset)
     expected = {t: len(g) for t, g in test_inputs.items()}
-    candidates_path = options.candidates or options.out.with_suffix(".candidates.npz")
     if topo.is_main and not _holds_valid_submission(options.out, expected, options.attempts):
         fallback = fallback_submission(test_inputs, options.attempts)
         write_submission(options.out, fallback, expected, options.attempts)
-    signal_stop, adaptation = StopSignal(), None
-    if budget:
-        with signal_stop:
+    views = _ViewPasses(options, topo, dataset, config, test_inputs, start, start_cpu)
+    adaptation = None
+    if trained is not None:  # the trained network's views: all of them, or the ensemble's first
+        views.run(trained, "predict" if not budget else "predict (trained)")
+    if budget and views.stopped is None:
+        with views.signal_stop:
             model, adaptation = adapt(
                 ckpt,
                 dataset,
                 topo,
                 budget,
-                signal_stop,
+                views.signal_stop,
                 options.adapt_lr_scale,
                 options.adapt_fresh_views,
             )
-    if options.supervision_steps:
-        model.config.supervision_steps = options.supervision_steps
-    loss_kind = config.train.loss
-    batch = options.batch_size or (64 if topo.device.type == "cuda" else 8)
-    rows = view_rows(
-        dataset, "test", options.views, config.train.num_variants, config.model.puzzle_table
-    )
-    k = options.cross_view_k
-    plan = plan_batches(dataset, "test", rows, batch, topo.world_size, by_test_input=k > 0)
-    plan = bucketed(plan, layout, "test", rows, config.train.board_buckets)
-    own = plan[topo.rank]
-    scorer = make_scorer(dataset, "test", [chunk for chunk, _ in own], k)
-    mine: list[Candidates] = []
-    gathered: list[Candidates] = []
-    done, stopped, last_sync = 0, None, time.monotonic()
+        views.run(model, "predict (adapted)" if options.adapt_ensemble else "predict")
+    return views.result(adaptation)
 
-    def sync() -> None:
-        nonlocal mine
-        for parts in gather_objects(mine):
-            gathered.extend(parts)
-        mine = []
-        if topo.is_main and gathered:
-            _write_outputs(gathered, test_inputs, expected, options, candidates_path)
 
-    quiet = options.quiet or not topo.is_main
-    with signal_stop, Progress("predict", len(rows), quiet=quiet) as bar:
-        for j in range(max(len(batches) for batches in plan)):
-            sys.audit("arcpipe.predict.batch", done)  # a fault-injection point (arcpipe.faults)
-            share, bucket = own[j] if j < len(own) else (rows[:0], None)
-            if len(share):
-                part, _ = predict_batch(
-                    model, dataset, "test", share, topo.device, options.halt_early, loss_kind,
-                    scorer, layout, bucket,
-                )  # fmt: skip
-                mine.append(part)
-            size = sum(len(batches[j][0]) for batches in plan if j < len(batches))
-            done += size
-            bar.advance(size)
-            reason = None
-            if signal_stop.received is not None:
-                reason = "signal"
-            elif options.max_time is not None and time.monotonic() - start > options.max_time:
-                reason = "max-time"
-            elif (
-                options.max_cpu_time is not None
-                and time.process_time() - start_cpu > options.max_cpu_time
-            ):
-                reason = "max-cpu-time"
-            refresh = time.monotonic() - last_sync >= options.sync_seconds
-            reason, refresh = broadcast_object((reason, refresh))  # rank 0 decides for all
-            if reason is not None and done < len(rows):
-                stopped = reason
-                break
-            if refresh:
-                sync()
-                last_sync = time.monotonic()
-        if scorer is not None:
-            mine.append(scores_part(dataset, "test", scorer.finish()))
-        sync()
-    malformed = sum(int(c.meta.get("malformed", 0)) for c in gathered)
-    if topo.is_main and not gathered:
-        _write_outputs([], test_inputs, expected, options, candidates_path)
-    return PredictResult(
-        options.out,
-        candidates_path,
-        done,
-        len(rows),
-        malformed,
-        time.monotonic() - start,
-        stopped,
-        0.0 if scorer is None else scorer.seconds,
-        adaptation,
-    )
+class _ViewPasses:
+    """Passes over every view of every test input, each with a network (the trained one, the
+    adapted one, or both for ``--adapt-ensemble``), voted together into the submission; the
+    time limits and the stop signal span all of them."""
+
+    def __init__(
+        self, options: PredictOptions, topo, dataset: Dataset, config, test_inputs, start, start_cpu
+    ) -> None:
+        self.options, self.topo, self.dataset = options, topo, dataset
+        self.test_inputs = test_inputs
+        self.expected = {t: len(g) for t, g in test_inputs.items()}
+        self.start, self.start_cpu = start, start_cpu
+        self.candidates_path = options.candidates or options.out.with_suffix(".candidates.npz")
+        self.loss_kind = config.train.loss
+        self.layout = Layout(dataset, config.model.board)
+        self.rows = view_rows(
+            dataset, "test", options.views, config.train.num_variants, config.model.puzzle_table
+        )
+        batch = options.batch_size or (64 if topo.device.type == "cuda" else 8)
+        k = options.cross_view_k
+        plan = plan_batches(dataset, "test", self.rows, batch, topo.world_size, by_test_input=k > 0)
+        self.plan = bucketed(plan, self.layout, "test", self.rows, config.train.board_buckets)
+        self.signal_stop = StopSignal()
+        self.earlier: list[Candidates] = []  # the finished passes' candidates (rank 0)
+        self.passes = self.done = self.malformed = 0
+        self.stopped: str | None = None
+        self.scoring_seconds = 0.0
+
+    def run(self, model: torch.nn.Module, label: str) -> None:
+        """Predict every view with ``model`` (until a limit or signal), voting after the earlier
+        passes: this pass's view rows are shifted past theirs, as ``arcpipe vote`` merges runs."""
+        options, topo = self.options, self.topo
+        if options.supervision_steps:
+            model.config.supervision_steps = options.supervision_steps
+        own = self.plan[topo.rank]
+        scorer = make_scorer(
+            self.dataset, "test", [chunk for chunk, _ in own], options.cross_view_k
+        )
+        offset = 1 + max(
+            (max(c.view.max(initial=-1), c.scored_view.max(initial=-1)) for c in self.earlier),
+            default=-1,
+        )
+        mine: list[Candidates] = []
+        gathered: list[Candidates] = []
+        done, last_sync = 0, time.monotonic()
+
+        def sync() -> None:
+            nonlocal mine
+            for parts in gather_objects(mine):
+                gathered.extend(part.with_views_offset(offset) for part in parts)
+            mine = []
+            if topo.is_main and (self.earlier or gathered):
+                _write_outputs(
+                    self.earlier + gathered,
+                    self.test_inputs,
+                    self.expected,
+                    options,
+                    self.candidates_path,
+                )
+
+        quiet = options.quiet or not topo.is_main
+        with self.signal_stop, Progress(label, len(self.rows), quiet=quiet) as bar:
+            for j in range(max(len(batches) for batches in self.plan)):
+                sys.audit("arcpipe.predict.batch", self.done + done)  # a fault-injection point
+                share, bucket = own[j] if j < len(own) else (self.rows[:0], None)
+                if len(share):
+                    part, _ = predict_batch(
+                        model, self.dataset, "test", share, topo.device, options.halt_early,
+                        self.loss_kind, scorer, self.layout, bucket,
+                    )  # fmt: skip
+                    mine.append(part)
+                size = sum(len(batches[j][0]) for batches in self.plan if j < len(batches))
+                done += size
+                bar.advance(size)
+                reason = self._limit_reached()
+                refresh = time.monotonic() - last_sync >= options.sync_seconds
+                reason, refresh = broadcast_object((reason, refresh))  # rank 0 decides for all
+                if reason is not None and done < len(self.rows):
+                    self.stopped = reason
+                    break
+                if refresh:
+                    sync()
+                    last_sync = time.monotonic()
+            if scorer is not None:
+                mine.append(scores_part(self.dataset, "test", scorer.finish()))
+            sync()
+        self.passes += 1
+        self.done += done
+        self.malformed += sum(int(c.meta.get("malformed", 0)) for c in gathered)
+        self.scoring_seconds += 0.0 if scorer is None else scorer.seconds
+        self.earlier += gathered
+
+    def _limit_reached(self) -> str | None:
+        options = self.options
+        if self.signal_stop.received is not None:
+            return "signal"
+        if options.max_time is not None and time.monotonic() - self.start > options.max_time:
+            return "max-time"
+        cpu = time.process_time() - self.start_cpu
+        if options.max_cpu_time is not None and cpu > options.max_cpu_time:
+            return "max-cpu-time"
+        return None
+
+    def result(self, adaptation: Adaptation | None) -> PredictResult:
+        if self.topo.is_main and not self.earlier:
+            _write_outputs([], self.test_inputs, self.expected, self.options, self.candidates_path)
+        return PredictResult(
+            self.options.out,
+            self.candidates_path,
+            self.done,
+            len(self.rows) * max(1, self.passes),
+            self.malformed,
+            time.monotonic() - self.start,
+            self.stopped,
+            self.scoring_seconds,
+            adaptation,
+        )
 
 
 def _holds_valid_submission(path: Path, expected: dict[str, int], attempts: int) -> bool:
@@ -610,6 +665,7 @@ def _check_options(options: PredictOptions) -> None:
     for name, given in (
         ("--adapt-lr-scale", options.adapt_lr_scale != 1.0),
         ("--adapt-fresh-views", options.adapt_fresh_views),
+        ("--adapt-ensemble", options.adapt_ensemble),
     ):
         if given and not any(budget):
             raise ArcpipeError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from click.testing import CliRunner
 from helpers import torchrun_arcpipe, train_args
 
-from arcpipe.arc.candidates import Candidates
+from arcpipe.arc.candidates import Candidates, merge_runs
 from arcpipe.arc.submission import validate_submission
 from arcpipe.cli import main
 from arcpipe.data.dataset import Dataset
@@ -130,6 +131,33 @@ def test_predict_after_adaptation_writes_a_valid_submission_from_the_adapted_net
     assert timed.adaptation.stopped == "time" and timed.adaptation.steps >= 1
 
 
+def test_the_adapt_ensemble_votes_the_trained_and_the_adapted_views_as_vote_merges_runs(
+    run: Path, sample_dataset: Path, tmp_path: Path
+) -> None:
+    """One command equals two predictions (without and with test-time training) voted
+    together by ``arcpipe vote``: the same candidates, view rows shifted alike, same submission."""
+    results = {}
+    for name, steps, ensemble in (("plain", None, False), ("adapted", 2, False), ("both", 2, True)):
+        options = PredictOptions(
+            sample_dataset, tmp_path / f"{name}.json", run, "last", adapt_steps=steps, quiet=True
+        )
+        results[name] = predict(dataclasses.replace(options, adapt_ensemble=ensemble))
+    both, views = results["both"], len(Dataset.open(sample_dataset).examples("test"))
+    assert both.views_done == both.views_total == 2 * views
+    assert both.adaptation.steps == 2
+    merged = merge_runs([results["plain"].candidates, results["adapted"].candidates])
+    joint = Candidates.load(both.candidates)
+    for field in ("task", "test", "view", "q_halt", "logprob", "shapes", "starts", "cells"):
+        assert np.array_equal(getattr(joint, field), getattr(merged, field)), field
+    assert np.array_equal(joint.scored_view, merged.scored_view)
+    assert joint.view.max() >= views  # the adapted pass's rows come after the trained pass's
+    voted = tmp_path / "voted.json"
+    args = ["vote", "--data", str(sample_dataset), "--out", str(voted)]
+    args += [str(results["plain"].candidates), str(results["adapted"].candidates)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert orjson.loads(voted.read_bytes()) == orjson.loads((tmp_path / "both.json").read_bytes())
+
+
 def test_the_adapt_options_are_checked_and_reported(
     run: Path, sample_dataset: Path, tmp_path: Path
 ) -> None:
@@ -141,9 +169,10 @@ def test_the_adapt_options_are_checked_and_reported(
     bad = CliRunner().invoke(main, [*base, "--out", str(out), "--adapt-lr-scale", "0"])
     assert bad.exit_code == 2 and "--adapt-lr-scale must be > 0" in bad.stderr
     assert not out.exists()
-    bad = CliRunner().invoke(main, [*base, "--out", str(out), "--adapt-lr-scale", "2"])
-    assert bad.exit_code == 2 and "--adapt-lr-scale needs test-time training" in bad.stderr
-    assert not out.exists()
+    for flag in (["--adapt-lr-scale", "2"], ["--adapt-ensemble"]):
+        bad = CliRunner().invoke(main, [*base, "--out", str(out), *flag])
+        assert bad.exit_code == 2 and f"{flag[0]} needs test-time training" in bad.stderr
+        assert not out.exists()
     result = CliRunner().invoke(main, [*base, "--out", str(out), "--adapt-steps", "2"])
     assert result.exit_code == 0, result.output
     assert f"test-time training: 2 steps on the target tasks from step {TRAINED_STEPS}" in (
