@@ -43,6 +43,7 @@ from arcpipe.arc.submission import (
     write_submission,
 )
 from arcpipe.arc.vote import CROSS_VIEW_RULES, vote
+from arcpipe.config import Config
 from arcpipe.crossview import CrossViewScorer
 from arcpipe.data.dataset import Dataset
 from arcpipe.data.layout import Bucket, Layout
@@ -488,19 +489,19 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     budget = AdaptBudget(options.adapt_steps, options.adapt_time, options.adapt_cpu_time)
     if budget:
         check_adaptable(ckpt, dataset, options.adapt_fresh_views)  # before anything is written
-    # Built before adapting uses the checkpoint up (and, without adaptation, before anything
-    # is written: a bad checkpoint is refused first).
+    # The trained network, where a pass predicts with it: built before adapt() uses the
+    # checkpoint up and (without adaptation) before anything is written, so a bad checkpoint
+    # is refused first.
     trained = (
         None
         if budget and not options.adapt_ensemble
         else inference_model(ckpt, dataset, topo.device)
     )
-    test_inputs = target_test_inputs(dataset)
-    expected = {t: len(g) for t, g in test_inputs.items()}
+    views = _ViewPasses(options, topo, dataset, config, start, start_cpu)
+    expected = views.expected
     if topo.is_main and not _holds_valid_submission(options.out, expected, options.attempts):
-        fallback = fallback_submission(test_inputs, options.attempts)
+        fallback = fallback_submission(views.test_inputs, options.attempts)
         write_submission(options.out, fallback, expected, options.attempts)
-    views = _ViewPasses(options, topo, dataset, config, test_inputs, start, start_cpu)
     adaptation = None
     if trained is not None:  # the trained network's views: all of them, or the ensemble's first
         views.run(trained, "predict" if not budget else "predict (trained)")
@@ -525,11 +526,17 @@ class _ViewPasses:
     time limits and the stop signal span all of them."""
 
     def __init__(
-        self, options: PredictOptions, topo, dataset: Dataset, config, test_inputs, start, start_cpu
+        self,
+        options: PredictOptions,
+        topo,
+        dataset: Dataset,
+        config: Config,
+        start: float,
+        start_cpu: float,
     ) -> None:
         self.options, self.topo, self.dataset = options, topo, dataset
-        self.test_inputs = test_inputs
-        self.expected = {t: len(g) for t, g in test_inputs.items()}
+        self.test_inputs = target_test_inputs(dataset)
+        self.expected = {t: len(g) for t, g in self.test_inputs.items()}
         self.start, self.start_cpu = start, start_cpu
         self.candidates_path = options.candidates or options.out.with_suffix(".candidates.npz")
         self.loss_kind = config.train.loss

@@ -22,9 +22,9 @@ Arms are ``NAME=RECIPE[,key=value...]``: ``build.canvas``, ``build.num_aug`` and
 ``build.translate`` change the dataset (built once per set and build, cached under ``--work``),
 ``predict.OPTION=VALUE`` passes ``--OPTION VALUE`` to ``arcpipe predict``, ``--OPTION`` alone
 for ``true`` (``predict.vote_rule=poe``; ``predict.adapt_cpu_time=230s``, test-time training,
-whose steps are recorded; ``predict.adapt_fresh_views=true``), ``from=ARM`` predicts from ARM's trained run of the same set, seed and budget
-instead of training (in the same command such arms run after all the training ones), and every
-other key is a ``--set`` override.
+whose steps are recorded; ``predict.adapt_ensemble=true``), ``from=ARM`` predicts from ARM's
+trained run of the same set, seed and budget instead of training (in the same command such arms
+run after all the training ones), and every other key is a ``--set`` override.
 Results go to ``--results`` (JSON lines); a run already there is not run again, so an
 interrupted matrix continues where it stopped.
 
