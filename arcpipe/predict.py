@@ -564,10 +564,7 @@ class _ViewPasses:
         scorer = make_scorer(
             self.dataset, "test", [chunk for chunk, _ in own], options.cross_view_k
         )
-        offset = 1 + max(
-            (max(c.view.max(initial=-1), c.scored_view.max(initial=-1)) for c in self.earlier),
-            default=-1,
-        )
+        offset = max((c.view_end() for c in self.earlier), default=0)
         mine: list[Candidates] = []
         gathered: list[Candidates] = []
         done, last_sync = 0, time.monotonic()
@@ -668,13 +665,13 @@ def _check_options(options: PredictOptions) -> None:
             raise ArcpipeError(f"--{name.replace('_', '-')} must be >= 0")
     if not options.adapt_lr_scale > 0:
         raise ArcpipeError("--adapt-lr-scale must be > 0")
-    budget = (options.adapt_steps, options.adapt_time, options.adapt_cpu_time)
+    budget = AdaptBudget(options.adapt_steps, options.adapt_time, options.adapt_cpu_time)
     for name, given in (
         ("--adapt-lr-scale", options.adapt_lr_scale != 1.0),
         ("--adapt-fresh-views", options.adapt_fresh_views),
         ("--adapt-ensemble", options.adapt_ensemble),
     ):
-        if given and not any(budget):
+        if given and not budget:
             raise ArcpipeError(
                 f"{name} needs test-time training: give --adapt-steps, --adapt-time or "
                 "--adapt-cpu-time"

@@ -132,6 +132,10 @@ class Candidates:
         """A copy carrying these cross-view scores instead of its own."""
         return dataclasses.replace(self, **dict(zip(_SCORES, score_arrays(scores))))
 
+    def view_end(self) -> int:
+        """One past the highest view row of its candidates and scores (0 when it has none)."""
+        return 1 + int(max(self.view.max(initial=-1), self.scored_view.max(initial=-1)))
+
     def with_views_offset(self, offset: int) -> Candidates:
         """A copy whose view rows (candidates' and scores') are shifted by ``offset``."""
         return dataclasses.replace(
@@ -213,8 +217,7 @@ def merge_runs(paths: list[Path]) -> Candidates:
                 file=path,
             )
         parts.append(part.with_views_offset(offset))
-        last = max(part.view.max(initial=-1), part.scored_view.max(initial=-1))
-        offset += int(last) + 1
+        offset += part.view_end()
     merged = Candidates.concat(parts)
     merged.meta["sources"] = [str(p) for p in paths]
     merged.meta["cross_view_k"] = max(p.cross_view_k for p in parts)

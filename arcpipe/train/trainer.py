@@ -331,7 +331,7 @@ class Trainer:
         if self.sparse is not None:
             self.sparse.load_state_dict(t["optimizer"]["sparse"])
         self.exploration_rng.set_state(t["rng"]["exploration"])
-        if self.denoise_rng is not None and "denoise" in t["rng"]:
+        if self.denoise_rng is not None:  # a denoising run saves its stream (config is fixed)
             self.denoise_rng.set_state(t["rng"]["denoise"])
         self.sampler.load_state_dict(ckpt.state["sampler"])
         self.step = int(ckpt.state["step"])
