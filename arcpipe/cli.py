@@ -55,6 +55,13 @@ vote_rule_option = click.option(
     "poe (cross-view product of experts), poe_cells (poe per cell), poe_count (poe + log "
     "count); see arcpipe.arc.vote.",
 )
+programs_option = click.option(
+    "--programs",
+    is_flag=True,
+    help="Search each target task for a whole-grid program (dihedral tilings, upscaling, a "
+    "colour map; arcpipe.arc.programs) that reproduces every demonstration exactly, and put its "
+    "answer first; the network's votes fill the other attempts.",
+)
 candidates_files_option = click.option(
     "--candidates",
     "candidates_files",
@@ -493,6 +500,7 @@ def _print_training_note(data: Path) -> None:
     help="Predict every view with the trained network first, then with the adapted one, and "
     "vote both passes together (as arcpipe vote merges two runs).",
 )
+@programs_option
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True)
 def predict(
@@ -517,6 +525,7 @@ def predict(
     adapt_lr_scale,
     adapt_fresh_views,
     adapt_ensemble,
+    programs,
     device,
     quiet,
 ) -> None:
@@ -547,6 +556,7 @@ def predict(
             adapt_lr_scale=adapt_lr_scale,
             adapt_fresh_views=adapt_fresh_views,
             adapt_ensemble=adapt_ensemble,
+            programs=programs,
             device=device,
             quiet=quiet,
         )
@@ -561,9 +571,14 @@ def predict(
     stdout.print(
         _adaptation_note(result.adaptation)
         + f"{result.views_done:,}/{result.views_total:,} views in {result.seconds:.1f}s{scoring}"
-        f"{note}, {result.malformed} malformed; submission {result.submission}; "
-        f"candidates {result.candidates}"
+        f"{note}, {result.malformed} malformed; {_programs_note(programs, result.programmed)}"
+        f"submission {result.submission}; candidates {result.candidates}"
     )
+
+
+def _programs_note(asked: bool, programmed: int) -> str:
+    """How many target tasks a whole-grid program answered first ("" without --programs)."""
+    return f"{programmed} task(s) answered first by a program; " if asked else ""
 
 
 def _adaptation_note(adaptation) -> str:
@@ -596,6 +611,7 @@ def _adaptation_note(adaptation) -> str:
 @click.option(
     "--merged", type=click.Path(path_type=Path), help="Also write the merged candidates file."
 )
+@programs_option
 def vote_command(
     candidates: tuple[Path, ...],
     data: Path,
@@ -603,14 +619,16 @@ def vote_command(
     attempts: int,
     vote_rule: str,
     merged: Path | None,
+    programs: bool,
 ) -> None:
     """Vote CANDIDATES files (one run, or several merged: an ensemble) into submission.json."""
     from arcpipe.ensemble import vote_files
 
-    result = vote_files(list(candidates), data, out, vote_rule, attempts, merged)
+    result = vote_files(list(candidates), data, out, vote_rule, attempts, merged, programs)
     stdout.print(
         f"{len(candidates)} candidates file(s), {result.candidates:,} candidates, "
-        f"{result.test_inputs} test inputs voted by {vote_rule}; submission {out}"
+        f"{result.test_inputs} test inputs voted by {vote_rule}; "
+        f"{_programs_note(programs, result.programmed)}submission {out}"
         + (f"; merged candidates {merged}" if merged else "")
     )
 

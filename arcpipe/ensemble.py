@@ -27,6 +27,7 @@ class VoteResult:
 
     candidates: int  # merged candidates voted
     test_inputs: int
+    programmed: int = 0  # target tasks answered first by a whole-grid program
 
 
 def vote_files(
@@ -36,6 +37,7 @@ def vote_files(
     rule: str = "count",
     attempts: int = 2,
     merged: Path | None = None,
+    programs: bool = False,
 ) -> VoteResult:
     """Merge ``paths``, vote by ``rule`` and write the submission to ``out``.
 
@@ -47,12 +49,13 @@ def vote_files(
         rule: a rule of :mod:`arcpipe.arc.vote`.
         attempts: attempts per test input.
         merged: where to also write the merged candidates, if wanted.
+        programs: put a fitted whole-grid program's answer first (:mod:`arcpipe.arc.programs`).
 
     Raises:
         ArcpipeError: unreadable files, files or dataset answering other tasks, a rule the
             candidates cannot support, or a bad number of attempts.
     """
-    from arcpipe.predict import target_test_inputs
+    from arcpipe.predict import target_program_answers, target_test_inputs
 
     if attempts < 1:
         raise ArcpipeError("--attempts must be >= 1")
@@ -62,10 +65,12 @@ def vote_files(
     check_tasks(candidates, test_inputs, paths[0], dataset.path)
     votes = vote(candidates, rule)
     expected = {task_id: len(grids) for task_id, grids in test_inputs.items()}
-    write_submission(out, submission_from_votes(votes, test_inputs, attempts), expected, attempts)
+    programmed = target_program_answers(dataset) if programs else None
+    submission = submission_from_votes(votes, test_inputs, attempts, programmed)
+    write_submission(out, submission, expected, attempts)
     if merged is not None:
         candidates.save(merged)
-    return VoteResult(len(candidates), sum(expected.values()))
+    return VoteResult(len(candidates), sum(expected.values()), len(programmed or {}))
 
 
 def check_tasks(

@@ -35,6 +35,7 @@ import torch
 
 from arcpipe.arc.candidates import Candidates
 from arcpipe.arc.encode import IGNORE
+from arcpipe.arc.programs import solve
 from arcpipe.arc.submission import (
     fallback_submission,
     load_submission,
@@ -362,6 +363,7 @@ class PredictOptions:
     adapt_lr_scale: float = 1.0  # the run's learning rates times this while adapting
     adapt_fresh_views: bool = False  # adapt on fresh augmentations of the demonstrations
     adapt_ensemble: bool = False  # vote the trained network's views with the adapted one's
+    programs: bool = False  # a fitted whole-grid program's answer first (arcpipe.arc.programs)
     quiet: bool = False
 
 
@@ -378,6 +380,7 @@ class PredictResult:
     stopped: str | None = None  # why inference ended early: "max-time", "max-cpu-time", "signal"
     scoring_seconds: float = 0.0  # of ``seconds``, spent on cross-view scores (this rank)
     adaptation: Adaptation | None = None  # what test-time training did, if asked for
+    programmed: int = 0  # target tasks answered first by a whole-grid program (--programs)
 
 
 def resolve_checkpoint(run: Path | None, which: str) -> Path:
@@ -401,6 +404,19 @@ def target_test_inputs(dataset: Dataset) -> dict[str, list[np.ndarray]]:
         for t in dataset.tasks
         if t.role == "target"
     }
+
+
+def target_program_answers(dataset: Dataset) -> dict[str, list[np.ndarray]]:
+    """The answers of the first whole-grid program that reproduces every demonstration
+    (:func:`arcpipe.arc.programs.solve`), by task id, for the target tasks one fits."""
+    answers = {}
+    for task in dataset.tasks:
+        if task.role == "target":
+            pairs = dataset.task_pairs(task)
+            found = solve(pairs[: task.num_train], [x for x, _ in pairs[task.num_train :]])
+            if found is not None:
+                answers[task.id] = found[1]
+    return answers
 
 
 def interleaved(dataset: Dataset, split: str, rows: np.ndarray) -> np.ndarray:
@@ -500,7 +516,7 @@ def _predict(options: PredictOptions, topo) -> PredictResult:
     views = _ViewPasses(options, topo, dataset, config, start, start_cpu)
     expected = views.expected
     if topo.is_main and not _holds_valid_submission(options.out, expected, options.attempts):
-        fallback = fallback_submission(views.test_inputs, options.attempts)
+        fallback = fallback_submission(views.test_inputs, options.attempts, views.programmed)
         write_submission(options.out, fallback, expected, options.attempts)
     adaptation = None
     if trained is not None:  # the trained network's views: all of them, or the ensemble's first
@@ -537,6 +553,10 @@ class _ViewPasses:
         self.options, self.topo, self.dataset = options, topo, dataset
         self.test_inputs = target_test_inputs(dataset)
         self.expected = {t: len(g) for t, g in self.test_inputs.items()}
+        # Rank 0 writes the submission, so only it searches for programs.
+        self.programmed = (
+            target_program_answers(dataset) if options.programs and topo.is_main else {}
+        )
         self.start, self.start_cpu = start, start_cpu
         self.candidates_path = options.candidates or options.out.with_suffix(".candidates.npz")
         self.loss_kind = config.train.loss
@@ -581,6 +601,7 @@ class _ViewPasses:
                     self.expected,
                     options,
                     self.candidates_path,
+                    self.programmed,
                 )
 
         quiet = options.quiet or not topo.is_main
@@ -628,7 +649,14 @@ class _ViewPasses:
 
     def result(self, adaptation: Adaptation | None) -> PredictResult:
         if self.topo.is_main and not self.earlier:
-            _write_outputs([], self.test_inputs, self.expected, self.options, self.candidates_path)
+            _write_outputs(
+                [],
+                self.test_inputs,
+                self.expected,
+                self.options,
+                self.candidates_path,
+                self.programmed,
+            )
         return PredictResult(
             self.options.out,
             self.candidates_path,
@@ -639,6 +667,7 @@ class _ViewPasses:
             self.stopped,
             self.scoring_seconds,
             adaptation,
+            len(self.programmed),
         )
 
 
@@ -680,8 +709,11 @@ def _check_options(options: PredictOptions) -> None:
         raise ArcpipeError(f"--vote-rule {options.vote_rule} needs --cross-view-k >= 1")
 
 
-def _write_outputs(parts, test_inputs, expected, options: PredictOptions, candidates_path) -> None:
-    """Vote over everything gathered so far; write the candidates and the submission."""
+def _write_outputs(
+    parts, test_inputs, expected, options: PredictOptions, candidates_path, programmed
+) -> None:
+    """Vote over everything gathered so far; write the candidates and the submission (with the
+    programmed answers first)."""
     task_ids = list(test_inputs)
     if not parts:
         parts = [
@@ -693,6 +725,6 @@ def _write_outputs(parts, test_inputs, expected, options: PredictOptions, candid
     candidates.meta["cross_view_k"] = options.cross_view_k
     candidates.save(candidates_path)
     submission = submission_from_votes(
-        vote(candidates, options.vote_rule), test_inputs, options.attempts
+        vote(candidates, options.vote_rule), test_inputs, options.attempts, programmed
     )
     write_submission(options.out, submission, expected, options.attempts)

@@ -499,6 +499,9 @@ def test_torchrun_passes_the_phase_commands_through_unchanged(tmp_path: Path) ->
     poe = kaggle.Flow(kaggle.Settings(root=tmp_path, vote_rule="poe_cells"))._predict_args(60, 0, 8)
     assert poe[poe.index("--vote-rule") + 1] == "poe_cells"
     assert poe[poe.index("--cross-view-k") + 1] == "8"
+    assert "--programs" not in predict
+    programs = kaggle.Flow(kaggle.Settings(root=tmp_path, programs=True))._predict_args(60, 0, 8)
+    assert "--programs" in programs
 
 
 def test_settings_from_environment() -> None:

@@ -28,6 +28,7 @@ from arcpipe.predict import (
     ViewOutputs,
     resolve_checkpoint,
     run_views,
+    target_program_answers,
     target_test_inputs,
     to_candidates,
     variant_rank,
@@ -457,6 +458,30 @@ def test_poe_needs_cross_view_scores(trained_run, sample_dataset, tmp_path) -> N
     args = ["vote", str(tmp_path / "s.candidates.npz"), "--data", str(sample_dataset)]
     voted = CliRunner().invoke(main, [*args, "--out", str(out), "--vote-rule", "poe_count"])
     assert voted.exit_code == 2 and "needs cross-view scores" in voted.stderr
+
+
+def test_programs_answer_the_targets_they_fit_first(trained_run, sample_dataset, tmp_path) -> None:
+    out = tmp_path / "programmed.json"
+    args = predict_args(trained_run, sample_dataset, out, "--programs")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "2 task(s) answered first by a program" in " ".join(result.output.split())
+    dataset = Dataset.open(sample_dataset)
+    programmed = target_program_answers(dataset)
+    assert set(programmed) == {"flip_lr", "colour_swap"}  # the targets; never a training task
+    written = orjson.loads(out.read_bytes())
+    votes = vote(Candidates.load(out.with_suffix(".candidates.npz")))
+    inputs = target_test_inputs(dataset)
+    assert written == submission_from_votes(votes, inputs, k=2, programmed=programmed)
+    truths = load_solutions(REPO / "data" / "sample" / "evaluation")
+    truths = {task_id: truths[task_id] for task_id in inputs}
+    assert score_submission(written, truths).output_score == 1.0  # both targets are programs
+    merged = tmp_path / "voted.json"
+    args = ["vote", str(out.with_suffix(".candidates.npz")), "--data", str(sample_dataset)]
+    result = CliRunner().invoke(main, [*args, "--out", str(merged), "--programs"])
+    assert result.exit_code == 0, result.output
+    assert "2 task(s) answered first" in " ".join(result.output.split())
+    assert orjson.loads(merged.read_bytes()) == written
 
 
 def test_vote_merges_runs_into_one_valid_submission(trained_run, sample_dataset, tmp_path) -> None:

@@ -7,7 +7,9 @@ we never do.
 
 Fill rule, per test input: the distinct voted grids, best first; when there are fewer than K, the
 test input itself (a common ARC fallback) if not already among them; then the first attempt
-repeated. A test input without any candidate therefore gets its own input K times.
+repeated. A test input without any candidate therefore gets its own input K times. With
+programmed answers (``predict --programs``, :mod:`arcpipe.arc.programs`), a task a program fits
+gets the program's answer first and the voted grids after it.
 """
 
 from __future__ import annotations
@@ -39,18 +41,31 @@ def fill_attempts(ranked: list[np.ndarray], test_input: np.ndarray, k: int) -> l
     return [g.tolist() for g in chosen]
 
 
-def fallback_submission(test_inputs: dict[str, list[np.ndarray]], k: int = 2) -> dict:
-    """The submission before any prediction: every attempt is the test input itself."""
-    return {
-        task_id: [dict(zip(attempt_keys(k), fill_attempts([], grid, k))) for grid in grids]
-        for task_id, grids in test_inputs.items()
-    }
+Programmed = dict[str, list[np.ndarray]]  # task id -> a program's answer for each test input
+
+
+def fallback_submission(
+    test_inputs: dict[str, list[np.ndarray]], k: int = 2, programmed: Programmed | None = None
+) -> dict:
+    """The submission before any prediction: every attempt is the test input itself (after the
+    programmed answer, where a task has one)."""
+    submission = {}
+    for task_id, grids in test_inputs.items():
+        ranked = [_first(programmed, task_id, test, []) for test in range(len(grids))]
+        submission[task_id] = [
+            dict(zip(attempt_keys(k), fill_attempts(r, grid, k))) for r, grid in zip(ranked, grids)
+        ]
+    return submission
 
 
 def submission_from_votes(
-    votes: Votes, test_inputs: dict[str, list[np.ndarray]], k: int = 2
+    votes: Votes,
+    test_inputs: dict[str, list[np.ndarray]],
+    k: int = 2,
+    programmed: Programmed | None = None,
 ) -> dict:
-    """Top-K voted answers of every test input of every task in ``test_inputs``."""
+    """Top-K voted answers of every test input of every task in ``test_inputs``; a task in
+    ``programmed`` gets its programmed answer first, then the distinct voted ones."""
     index = {task_id: i for i, task_id in enumerate(votes.candidates.task_ids)}
     submission = {}
     for task_id, grids in test_inputs.items():
@@ -58,9 +73,20 @@ def submission_from_votes(
         for test, grid in enumerate(grids):
             t = index.get(task_id)
             ranked = [] if t is None else [votes.grid(g) for g in votes.top(t, test, k)]
+            ranked = _first(programmed, task_id, test, ranked)
             entries.append(dict(zip(attempt_keys(k), fill_attempts(ranked, grid, k))))
         submission[task_id] = entries
     return submission
+
+
+def _first(
+    programmed: Programmed | None, task_id: str, test: int, ranked: list[np.ndarray]
+) -> list[np.ndarray]:
+    """``ranked`` after the task's programmed answer for this test input, if it has one."""
+    if not programmed or task_id not in programmed:
+        return ranked
+    answer = programmed[task_id][test]
+    return [answer, *(g for g in ranked if not _same(g, answer))]
 
 
 def validate_submission(

@@ -306,6 +306,7 @@ class Flow:
         # variant by variant, the best order for a prediction the time plan may cut short.
         rule = self.settings.vote_rule
         args += ["--vote-rule", rule, "--cross-view-k", "8" if rule.startswith("poe") else "0"]
+        args += ["--programs"] if self.settings.programs else []
         return args + (["--halt-early"] if self.settings.halt_early else [])
 
     def _ensure_valid(self) -> None:
@@ -333,14 +334,15 @@ class Flow:
         from arcpipe.arc.submission import submission_from_votes, write_submission
         from arcpipe.arc.vote import vote
         from arcpipe.data.dataset import Dataset
-        from arcpipe.predict import target_test_inputs
+        from arcpipe.predict import target_program_answers, target_test_inputs
 
         if not self.dataset_ready:
             raise FileNotFoundError("no dataset")
         dataset = Dataset.open(self.data)
         votes = vote(Candidates.load(self.candidates), self.settings.vote_rule)
         attempts = self.settings.attempts
-        submission = submission_from_votes(votes, target_test_inputs(dataset), attempts)
+        programmed = target_program_answers(dataset) if self.settings.programs else None
+        submission = submission_from_votes(votes, target_test_inputs(dataset), attempts, programmed)
         write_submission(self.submission, submission, self.expected, attempts)
 
     def _self_score(self) -> dict:

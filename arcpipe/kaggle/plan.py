@@ -80,6 +80,7 @@ class Settings:
     views: int = 256  # augmented views per test input; 0: all
     halt_early: bool = False  # stop a view when its halting head says so
     vote_rule: str = "count"  # arcpipe.arc.vote rule; a cross-view rule also scores across views
+    programs: bool = False  # a fitted whole-grid program's answer first (predict --programs)
     num_aug: int = 1000  # augmented variants per task in the built dataset
     attempts: int = 2
     extra_sources: str = ""  # comma-separated: training, evaluation, or SOURCE paths

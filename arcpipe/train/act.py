@@ -79,7 +79,7 @@ class Exploration:
     """Per-slot draws of the exploration rule for one step, (B,) each."""
 
     explore: torch.Tensor  # bool: this slot gets a random minimum step count
-    min_steps: torch.Tensor  # int in 2..N_sup
+    min_steps: torch.Tensor  # int in 2..N_sup (1 where N_sup = 1: nothing to explore)
 
 
 def draw_exploration(
@@ -87,7 +87,8 @@ def draw_exploration(
 ) -> Exploration:
     """Draw for the whole global batch on CPU (every rank draws alike and takes its slice)."""
     explore = torch.rand(global_batch, generator=generator) < prob
-    min_steps = torch.randint(2, max_steps + 1, (global_batch,), generator=generator)
+    low = min(2, max_steps)  # the reference's 2..N_sup, which is empty for N_sup = 1
+    min_steps = torch.randint(low, max_steps + 1, (global_batch,), generator=generator)
     return Exploration(explore, min_steps)
 
 

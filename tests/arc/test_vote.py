@@ -181,6 +181,22 @@ def test_submission_keeps_every_test_input_in_order_even_without_candidates() ->
     validate_submission(sub, {"t0": 1, "t1": 2, "t2": 1}, k=2)
 
 
+def test_a_programmed_answer_comes_first_and_the_votes_fill_the_rest() -> None:
+    c = make([(1, 1, B, 0.5, 0), (1, 1, B, 0.5, 0), (1, 1, C, 0.5, 0), (0, 0, A, 0.5, 0)])
+    inputs = {"t0": [INPUT], "t1": [INPUT, INPUT], "t2": [INPUT]}
+    D = np.full((1, 1), 9, dtype=np.uint8)
+    programmed = {"t1": [D, B], "t2": [A]}  # t1's second answer is also its top vote
+    sub = submission_from_votes(vote(c), inputs, k=2, programmed=programmed)
+    assert sub["t0"][0] == {"attempt_1": A.tolist(), "attempt_2": INPUT.tolist()}  # no program
+    assert sub["t1"][0] == {"attempt_1": D.tolist(), "attempt_2": INPUT.tolist()}
+    assert sub["t1"][1] == {"attempt_1": B.tolist(), "attempt_2": C.tolist()}  # not B twice
+    assert sub["t2"][0] == {"attempt_1": A.tolist(), "attempt_2": INPUT.tolist()}
+    assert fallback_submission(inputs, 2, programmed)["t1"][1] == {
+        "attempt_1": B.tolist(),
+        "attempt_2": INPUT.tolist(),
+    }
+
+
 def test_hand_computed_scores() -> None:
     solutions = {"t0": [A], "t1": [B, C]}
     sub = {

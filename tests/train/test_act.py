@@ -9,7 +9,13 @@ import torch
 from arcpipe.config import ModelConfig
 from arcpipe.data.sampler import Batch
 from arcpipe.model.trm import TRM
-from arcpipe.train.act import Exploration, act_step, draw_reveal, initial_carry
+from arcpipe.train.act import (
+    Exploration,
+    act_step,
+    draw_exploration,
+    draw_reveal,
+    initial_carry,
+)
 
 CFG = ModelConfig(
     hidden_size=16,
@@ -55,6 +61,19 @@ def test_positive_q_halt_halts_unless_exploration_demands_more_steps() -> None:
     carry, _ = act_step(model, carry, batch(2), explore)
     assert carry.halted.tolist() == [True, True, True, False]
     assert carry.batch.inputs[:, 0].tolist() == [2, 1, 2, 1]
+
+
+def test_one_supervision_step_trains_every_sample_once_exploration_or_not() -> None:
+    generator = torch.Generator().manual_seed(0)
+    explore = draw_exploration(generator, 4, 1, prob=1.0)  # the reference's 2..1 is empty
+    assert explore.explore.all() and explore.min_steps.tolist() == [1, 1, 1, 1]
+    model = TRM(dataclasses.replace(CFG, supervision_steps=1), 12, 9, 8)
+    carry = initial_carry(model, batch(1))
+    for step in range(3):
+        carry, _ = act_step(model, carry, batch(step + 1), explore)
+        assert carry.halted.all() and carry.batch.inputs[0, 0] == step + 1
+    drawn = draw_exploration(torch.Generator().manual_seed(0), 64, 3, prob=0.5).min_steps
+    assert set(drawn.tolist()) == {2, 3}  # N_sup >= 2: the reference's range, unchanged
 
 
 def test_evaluation_mode_never_halts_early() -> None:
