@@ -566,7 +566,6 @@ def command_programs(args) -> None:
     """Each run's pass@2 with ``--programs`` (a fitted whole-grid program's answer first), voted
     from the same candidates by the run's own rule: what the option adds to that very run."""
     from arcpipe.arc.submission import submission_from_votes
-    from arcpipe.predict import target_test_inputs
 
     print("| set | arm | seed | pass@2 | with --programs | tasks programmed |")
     print("|---|---|---|---|---|---|")
@@ -575,13 +574,12 @@ def command_programs(args) -> None:
         if r["set"] not in args.set:
             continue
         arm = Arm.parse(f"{r['arm']}={r['spec']}")
-        dataset = _open_dataset(prepare(r["set"], arm, args.data_root, args.work))
-        programmed = _program_answers(dataset.path)
+        test_inputs, programmed = _targets(prepare(r["set"], arm, args.data_root, args.work))
         tag = f"{r['set']}-{r['arm']}-seed{r['seed']}-{r['budget']}"
         votes = vote(
             Candidates.load(args.work / "runs" / tag / "submission.candidates.npz"), arm.vote_rule
         )
-        submission = submission_from_votes(votes, target_test_inputs(dataset), 2, programmed)
+        submission = submission_from_votes(votes, test_inputs, 2, programmed)
         score = score_submission(submission, set_solutions(args.data_root, r["set"]))
         solved = sum(sum(t.correct) for t in score.tasks)
         by_arm.setdefault((r["set"], r["arm"]), []).append((r["solved@2"], solved))
@@ -594,17 +592,13 @@ def command_programs(args) -> None:
 
 
 @functools.cache
-def _open_dataset(path: Path):
+def _targets(data: Path) -> tuple[dict, dict]:
+    """A set dataset's target test inputs and programmed answers (read once per dataset)."""
     from arcpipe.data.dataset import Dataset
+    from arcpipe.predict import target_program_answers, target_test_inputs
 
-    return Dataset.open(path)
-
-
-@functools.cache
-def _program_answers(path: Path) -> dict:
-    from arcpipe.predict import target_program_answers
-
-    return target_program_answers(_open_dataset(path))
+    dataset = Dataset.open(data)
+    return target_test_inputs(dataset), target_program_answers(dataset)
 
 
 def solved_tasks(args, r: dict, tag: str) -> set[str]:

@@ -94,17 +94,19 @@ class Program:
 Pair = tuple[np.ndarray, np.ndarray]
 
 
+def _matches(made: np.ndarray, target: np.ndarray, colours: ColourMap | None) -> bool:
+    """Whether ``made`` is ``target``: exactly (``colours`` None), or under ``colours``,
+    extended in place."""
+    if made.shape != target.shape:
+        return False
+    return np.array_equal(made, target) if colours is None else _extend_map(colours, made, target)
+
+
 def _fit_colours(pairs: list[Pair], transform, recolour: bool) -> tuple[bool, ColourMap | None]:
     """Whether ``transform`` reproduces every pair: exactly, or (``recolour``) under one colour
     map, returned with it (None: colours kept)."""
-    colours: ColourMap = {}
-    for x, y in pairs:
-        made = transform(x)
-        if made.shape != y.shape:
-            return False, None
-        if not (_extend_map(colours, made, y) if recolour else np.array_equal(made, y)):
-            return False, None
-    return True, (colours if recolour else None)
+    colours = {} if recolour else None
+    return all(_matches(transform(x), y, colours) for x, y in pairs), colours
 
 
 def _tiles(x: np.ndarray, f: int, g: int, blocks: np.ndarray) -> np.ndarray:
@@ -114,36 +116,32 @@ def _tiles(x: np.ndarray, f: int, g: int, blocks: np.ndarray) -> np.ndarray:
 
 
 def _fit_tiles(pairs: list[Pair], f: int, g: int, k: int, m: int, recolour: bool):
-    """Each block's transform (k, m), fitted block by block with one colour map; None if none."""
+    """Each block's transform (k, m), fitted block by block with one colour map (None without
+    ``recolour``); None where some block has none."""
+    sources = [[dihedral(upscale(x, f, g), t) for x, _ in pairs] for t in range(8)]  # [t][pair]
     blocks = np.zeros((k, m), np.int64)
-    colours: ColourMap = {}
+    colours = {} if recolour else None
     for a in range(k):
         for b in range(m):
             for t in range(8):
-                trial = dict(colours)
-                if _block_fits(pairs, f, g, k, m, a, b, t, trial if recolour else None):
+                trial = None if colours is None else dict(colours)
+                if all(
+                    _matches(source, _block(y, k, m, a, b), trial)
+                    for source, (_, y) in zip(sources[t], pairs)
+                ):
                     blocks[a, b], colours = t, trial
                     break
             else:
                 return None
-    return blocks, (colours if recolour else None)
+    return blocks, colours
 
 
-def _block_fits(pairs, f, g, k, m, a, b, t, colours: ColourMap | None) -> bool:
-    """Whether block (a, b) of every output is transform t of the upscaled input (under
-    ``colours``, extended in place, or exactly where it is None)."""
-    for x, y in pairs:
-        source = dihedral(upscale(x, f, g), t)
-        bh, bw = source.shape
-        if y.shape != (k * bh, m * bw):
-            return False
-        target = y[a * bh : (a + 1) * bh, b * bw : (b + 1) * bw]
-        if colours is None:
-            if not np.array_equal(source, target):
-                return False
-        elif not _extend_map(colours, source, target):
-            return False
-    return True
+def _block(y: np.ndarray, k: int, m: int, a: int, b: int) -> np.ndarray:
+    """Block (a, b) of ``y`` cut into k x m equal blocks (empty where its shape does not divide)."""
+    bh, bw = y.shape[0] // k, y.shape[1] // m
+    if (bh * k, bw * m) != y.shape:
+        return y[:0, :0]
+    return y[a * bh : (a + 1) * bh, b * bw : (b + 1) * bw]
 
 
 def _tile_shapes(x: np.ndarray, y: np.ndarray) -> Iterator[tuple[int, int, int, int]]:
