@@ -38,7 +38,8 @@ interrupted matrix continues where it stopped.
 answered right; ``fit`` the share of the target tasks' own demonstrations (every trained variant)
 that each trained run's network answers exactly, for the tasks it solves and those it misses;
 ``programs`` each run's pass@2 with ``predict --programs`` (a fitted whole-grid program's answer
-first), voted from the run's own candidates.
+first), voted from the run's own candidates; ``seeds`` each arm's pass@2 when the candidates of
+two or all of its seeds are voted together (``arcpipe vote`` of several runs: an ensemble).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import itertools
 import os
 import re
 import shutil
@@ -62,7 +64,7 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from arcpipe.arc.candidates import Candidates  # noqa: E402
+from arcpipe.arc.candidates import Candidates, merge_runs  # noqa: E402
 from arcpipe.arc.score import load_solutions, score_submission  # noqa: E402
 from arcpipe.arc.vote import CROSS_VIEW_RULES, RULES, pass_at_k, vote  # noqa: E402
 
@@ -591,6 +593,53 @@ def command_programs(args) -> None:
         print(f"| {set_name} | {name} | {len(pairs)} | {plain:.1f} | {both:.1f} |")
 
 
+def command_seeds(args) -> None:
+    """Each arm's pass@2 from one seed's candidates, from every pair of its seeds' candidates
+    voted together, and from all of them (also with ``--programs``): what an ensemble of runs adds
+    at two or three times the compute."""
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for r in load_results(args.results):
+        if r["set"] in args.set and (not args.arms or r["arm"] in args.arms):
+            runs.setdefault((r["set"], r["arm"]), []).append(r)
+    print("| set | arm | one seed (mean) | two seeds (mean) | all seeds | all seeds, --programs |")
+    print("|---|---|---|---|---|---|")
+    for (set_name, name), rows in runs.items():
+        if len(rows) < 2:
+            continue
+        arm = Arm.parse(f"{name}={rows[0]['spec']}")
+        files = {
+            r["seed"]: args.work / "runs" / f"{set_name}-{name}-seed{r['seed']}-{r['budget']}"
+            for r in rows
+        }
+        seeds = sorted(files)
+        one = [ensemble_solved(args, set_name, arm, [files[s]]) for s in seeds]
+        two = [
+            ensemble_solved(args, set_name, arm, [files[a], files[b]])
+            for a, b in itertools.combinations(seeds, 2)
+        ]
+        every = [files[s] for s in seeds]
+        print(
+            f"| {set_name} | {name} | {np.mean(one):.1f} ({'/'.join(map(str, one))}) | "
+            f"{np.mean(two):.1f} ({'/'.join(map(str, two))}) | "
+            f"{ensemble_solved(args, set_name, arm, every)} | "
+            f"{ensemble_solved(args, set_name, arm, every, with_programs=True)} |"
+        )
+
+
+def ensemble_solved(
+    args, set_name: str, arm: Arm, runs: list[Path], with_programs: bool = False
+) -> int:
+    """Held-out outputs solved at pass@2 when the candidates of ``runs`` are voted together."""
+    from arcpipe.arc.submission import submission_from_votes
+
+    test_inputs, programmed = _targets(prepare(set_name, arm, args.data_root, args.work))
+    candidates = merge_runs([run / "submission.candidates.npz" for run in runs])
+    answers = programmed if with_programs else {}
+    submission = submission_from_votes(vote(candidates, arm.vote_rule), test_inputs, 2, answers)
+    score = score_submission(submission, set_solutions(args.data_root, set_name))
+    return sum(sum(t.correct) for t in score.tasks)
+
+
 @functools.cache
 def _targets(data: Path) -> tuple[dict, dict]:
     """A set dataset's target test inputs and programmed answers (read once per dataset)."""
@@ -611,7 +660,7 @@ def solved_tasks(args, r: dict, tag: str) -> set[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "table", "calibrate", "views", "fit", "programs"):
+    for name in ("run", "table", "calibrate", "views", "fit", "programs", "seeds"):
         p = sub.add_parser(name)
         p.add_argument("--results", type=Path, default=REPO / "runs" / "protocol" / "results.jsonl")
         p.add_argument("--work", type=Path, default=REPO / "runs" / "protocol")
@@ -635,6 +684,7 @@ def main() -> None:
         "views": command_views,
         "fit": command_fit,
         "programs": command_programs,
+        "seeds": command_seeds,
     }
     commands[args.command](args)
 
