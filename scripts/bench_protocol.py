@@ -264,10 +264,20 @@ def held_out_scores(candidates: Path, solutions: dict, rule: str) -> dict:
     }
 
 
+def run_dir(work: Path, set_name: str, arm_name: str, seed: int, budget: str) -> Path:
+    """The folder of one protocol run (its training run, submission, candidates and log)."""
+    return work / "runs" / f"{set_name}-{arm_name}-seed{seed}-{budget}"
+
+
+def row_run_dir(args, r: dict) -> Path:
+    """The folder of the run that a result row describes."""
+    return run_dir(args.work, r["set"], r["arm"], r["seed"], r["budget"])
+
+
 def run_one(arm: Arm, set_name: str, seed: int, args, data: Path) -> dict:
     """Train and predict one arm from one seed under the chosen budget; its result row."""
-    tag = f"{set_name}-{arm.name}-seed{seed}-{args.budget}"
-    run = args.work / "runs" / tag
+    run = run_dir(args.work, set_name, arm.name, seed, args.budget)
+    tag = run.name
     if run.exists():
         shutil.rmtree(run)
     run.mkdir(parents=True)
@@ -275,7 +285,7 @@ def run_one(arm: Arm, set_name: str, seed: int, args, data: Path) -> dict:
     threads = 2 if args.budget == "wall" else 1
     threads = args.threads or threads
     if arm.trained_by:  # predict from another arm's trained run (same set, seed and budget)
-        trained = args.work / "runs" / f"{set_name}-{arm.trained_by}-seed{seed}-{args.budget}"
+        trained = run_dir(args.work, set_name, arm.trained_by, seed, args.budget)
         key = (set_name, arm.trained_by, seed, args.budget)
         rows = [r for r in load_results(args.results) if result_key(r) == key]
         if not rows or not (trained / "run" / "last").exists():
@@ -476,8 +486,7 @@ def command_views(args) -> None:
     for r in rows:
         arm = Arm.parse(f"{r['arm']}={r['spec']}")
         dataset = Dataset.open(prepare(r["set"], arm, args.data_root, args.work))
-        tag = f"{r['set']}-{r['arm']}-seed{r['seed']}-{r['budget']}"
-        c = Candidates.load(args.work / "runs" / tag / "submission.candidates.npz")
+        c = Candidates.load(row_run_dir(args, r) / "submission.candidates.npz")
         c = c.with_scores(None)  # counting needs none; a subset of views would break them
         examples = np.asarray(dataset.examples("test"))
         if len(c) and c.view.max() >= len(examples):  # --adapt-ensemble: two passes' view rows
@@ -528,14 +537,13 @@ def command_fit(args) -> None:
         if (names and r["arm"] not in names) or arm.trained_by:  # a predict-only arm's network
             continue  # is adapted or its source arm's: measure that arm instead
         dataset = Dataset.open(prepare(r["set"], arm, args.data_root, args.work))
-        tag = f"{r['set']}-{r['arm']}-seed{r['seed']}-{r['budget']}"
-        ckpt = load_checkpoint(resolve_checkpoint(args.work / "runs" / tag / "run", "last"))
+        ckpt = load_checkpoint(resolve_checkpoint(row_run_dir(args, r) / "run", "last"))
         model = inference_model(ckpt, dataset, torch.device("cpu"))
         layout = Layout(dataset, ckpt.config.model.board)
         variants = np.asarray(dataset.examples("train")[:, 0])
         tasks = np.asarray(dataset.arrays["variants"])[variants, 0]
         keep = dataset.variant_index(variants) < (ckpt.config.train.num_variants or np.inf)
-        solved = solved_tasks(args, r, tag)
+        solved = solved_tasks(args, r)
         fitted, split = [], {True: [], False: []}
         for index, task in enumerate(dataset.tasks):
             if task.role != "target":
@@ -567,8 +575,6 @@ def command_fit(args) -> None:
 def command_programs(args) -> None:
     """Each run's pass@2 with ``--programs`` (a fitted whole-grid program's answer first), voted
     from the same candidates by the run's own rule: what the option adds to that very run."""
-    from arcpipe.arc.submission import submission_from_votes
-
     print("| set | arm | seed | pass@2 | with --programs | tasks programmed |")
     print("|---|---|---|---|---|---|")
     by_arm: dict[tuple[str, str], list[tuple[int, int]]] = {}
@@ -576,14 +582,8 @@ def command_programs(args) -> None:
         if r["set"] not in args.set:
             continue
         arm = Arm.parse(f"{r['arm']}={r['spec']}")
-        test_inputs, programmed = _targets(prepare(r["set"], arm, args.data_root, args.work))
-        tag = f"{r['set']}-{r['arm']}-seed{r['seed']}-{r['budget']}"
-        votes = vote(
-            Candidates.load(args.work / "runs" / tag / "submission.candidates.npz"), arm.vote_rule
-        )
-        submission = submission_from_votes(votes, test_inputs, 2, programmed)
-        score = score_submission(submission, set_solutions(args.data_root, r["set"]))
-        solved = sum(sum(t.correct) for t in score.tasks)
+        _, programmed = _targets(prepare(r["set"], arm, args.data_root, args.work))
+        solved = ensemble_solved(args, r["set"], arm, [row_run_dir(args, r)], with_programs=True)
         by_arm.setdefault((r["set"], r["arm"]), []).append((r["solved@2"], solved))
         cells = [r["set"], r["arm"], r["seed"], r["solved@2"], solved, len(programmed)]
         print("| " + " | ".join(map(str, cells)) + " |")
@@ -607,10 +607,7 @@ def command_seeds(args) -> None:
         if len(rows) < 2:
             continue
         arm = Arm.parse(f"{name}={rows[0]['spec']}")
-        files = {
-            r["seed"]: args.work / "runs" / f"{set_name}-{name}-seed{r['seed']}-{r['budget']}"
-            for r in rows
-        }
+        files = {r["seed"]: row_run_dir(args, r) for r in rows}
         seeds = sorted(files)
         one = [ensemble_solved(args, set_name, arm, [files[s]]) for s in seeds]
         two = [
@@ -650,9 +647,9 @@ def _targets(data: Path) -> tuple[dict, dict]:
     return target_test_inputs(dataset), target_program_answers(dataset)
 
 
-def solved_tasks(args, r: dict, tag: str) -> set[str]:
+def solved_tasks(args, r: dict) -> set[str]:
     """Tasks whose every test output the run's submission solves (one of its two attempts)."""
-    submission = orjson.loads((args.work / "runs" / tag / "submission.json").read_bytes())
+    submission = orjson.loads((row_run_dir(args, r) / "submission.json").read_bytes())
     score = score_submission(submission, set_solutions(args.data_root, r["set"]))
     return {t.task_id for t in score.tasks if all(t.correct)}
 
